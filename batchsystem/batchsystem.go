@@ -1,0 +1,191 @@
+// Package batchsystem defines the interface between gaffer's leader and the
+// systems that run its jobs: goroutines in the leader's process, local
+// subprocesses, Slurm, or a user's own adapter.
+//
+// The contract follows Toil's AbstractBatchSystem (see docs/toil-differences.md):
+//
+//   - Issue queues one job and returns an ID that is unique for the life of
+//     the BatchSystem value and never 0.
+//   - Every issued job that stops is reported exactly once by WaitFinished,
+//     unless it was killed: a job passed to Kill is never reported.
+//   - Issued lists jobs issued and not yet reported (queued or running);
+//     Running lists the jobs actually running with how long each has run.
+//
+// A batch system runs a job either in the leader's process, by calling
+// JobSpec.Run, or as a worker process, by running JobSpec.Command. A batch
+// system that calls Run says so by implementing InProcess; the leader then
+// skips writing the job's input to its folder.
+package batchsystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ID names an issued job inside one BatchSystem. It is never 0.
+type ID int64
+
+// Accelerator is a request for accelerators of one kind, such as GPUs.
+type Accelerator struct {
+	Kind  string `json:"kind"`            // "gpu" is the only kind most systems know
+	Count int    `json:"count"`           // how many; 0 means 1
+	Model string `json:"model,omitempty"` // e.g. "nvidia-tesla-k80"; empty means any
+}
+
+// Requirements is what one job asks of the machine that runs it.
+//
+// A zero field means "the default" when the leader fills in requirements
+// from its configuration; by the time a JobSpec reaches a BatchSystem, the
+// leader has filled every field it has a default for.
+type Requirements struct {
+	Cores        float64       `json:"cores,omitempty"`        // fractional cores; 0.1 is the smallest unit most systems account
+	Memory       int64         `json:"memory,omitempty"`       // bytes
+	Disk         int64         `json:"disk,omitempty"`         // bytes of scratch disk
+	Accelerators []Accelerator `json:"accelerators,omitempty"` // none by default
+	Preemptible  bool          `json:"preemptible,omitempty"`  // may run on a node that can be taken away
+	Walltime     time.Duration `json:"walltime,omitempty"`     // expected upper bound on run time; 0 means none
+}
+
+// AcceleratorCount returns how many accelerators of kind r asks for.
+func (r Requirements) AcceleratorCount(kind string) int {
+	n := 0
+	for _, a := range r.Accelerators {
+		if a.Kind == kind || kind == "" {
+			if a.Count == 0 {
+				n++
+			} else {
+				n += a.Count
+			}
+		}
+	}
+	return n
+}
+
+// JobSpec is one job handed to a BatchSystem.
+type JobSpec struct {
+	JobID        string       // gaffer's ID of the job, for names and logs
+	Name         string       // human-readable name of the job
+	Kind         string       // registered job type; the scaler learns runtimes per kind
+	Attempt      int          // 1 for the first try
+	Requirements Requirements // filled in: no zero means "default" here
+
+	// Command is the worker's argv: the program that runs the job as a
+	// separate process. Batch systems that start processes run it.
+	Command []string
+	// Env holds extra environment variables for Command.
+	Env map[string]string
+	// Dir is the job's folder under the workflow's work directory. The
+	// worker reads its input there and writes its result there.
+	Dir string
+	// LogPath is where the batch system should send the worker's standard
+	// output and error. Empty means the batch system's own choice.
+	LogPath string
+
+	// Run runs the job inside the calling process. It is set only for batch
+	// systems that implement InProcess and report true. Its error is the
+	// job's failure; a nil error is exit code 0.
+	Run func(ctx context.Context) error
+}
+
+// ExitReason says why a job stopped.
+type ExitReason int
+
+// The reasons a job stops, after Toil's BatchJobExitReason.
+const (
+	Finished       ExitReason = iota + 1 // the worker exited on its own (success or failure: see ExitCode)
+	Failed                               // the batch system says the job failed
+	Lost                                 // the node or the job's allocation went away (preemption, node failure)
+	Killed                               // killed by the batch system (not by Kill: those are never reported)
+	Error                                // the batch system could not run the job at all
+	MemLimit                             // killed for using more memory than it asked for
+	Missing                              // the batch system stopped knowing the job (set by the leader's rescue)
+	MaxJobDuration                       // ran longer than the maximum job duration (set by the leader's rescue)
+	Partition                            // exited 0 but its result never reached the leader
+)
+
+var reasonNames = [...]string{"", "finished", "failed", "lost", "killed", "error", "memlimit", "missing", "maxjobduration", "partition"}
+
+func (r ExitReason) String() string {
+	if r > 0 && int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("ExitReason(%d)", int(r))
+}
+
+// ExitUnavailable is the exit code reported when the real one is not known.
+const ExitUnavailable = 255
+
+// FinishedJob reports one job that stopped.
+type FinishedJob struct {
+	ID        ID
+	ExitCode  int           // 0 is success; ExitUnavailable when unknown
+	Reason    ExitReason    // why it stopped
+	WallTime  time.Duration // how long it ran; 0 when unknown
+	BackingID string        // the job's ID in the backing scheduler (a Slurm job ID), if any
+	Message   string        // a short explanation for a human, if any
+}
+
+// BatchSystem runs jobs for a leader. Implementations must be safe for use
+// by several goroutines, though gaffer's leader calls them from one.
+type BatchSystem interface {
+	// Issue queues a job. A job whose requirements can never be met must be
+	// refused here, with an error that errors.Is ErrInsufficientResources.
+	Issue(ctx context.Context, spec JobSpec) (ID, error)
+	// Kill stops the given jobs. When Kill returns they are not running and
+	// will never be reported by WaitFinished. Unknown IDs are ignored.
+	Kill(ctx context.Context, ids []ID) error
+	// Issued lists jobs issued and not yet reported, queued or running.
+	Issued(ctx context.Context) ([]ID, error)
+	// Running lists the running jobs and how long each has run.
+	Running(ctx context.Context) (map[ID]time.Duration, error)
+	// WaitFinished waits at most maxWait for a job to stop and reports it.
+	// It returns (nil, nil) when maxWait passes with nothing to report;
+	// a maxWait of 0 checks without blocking.
+	WaitFinished(ctx context.Context, maxWait time.Duration) (*FinishedJob, error)
+	// Shutdown kills every job still issued and releases the system's
+	// resources. Calls after Shutdown fail with ErrShutdown.
+	Shutdown(ctx context.Context) error
+}
+
+// InProcess is implemented by batch systems that run JobSpec.Run in the
+// leader's process instead of starting JobSpec.Command.
+type InProcess interface {
+	InProcess() bool
+}
+
+// SchedulingStatuser is implemented by batch systems that can say why
+// queued jobs are not running, for deadlock and "why is this waiting"
+// messages.
+type SchedulingStatuser interface {
+	// SchedulingStatus explains why the job is not running yet, or returns
+	// "" when it has nothing to say.
+	SchedulingStatus(id ID) string
+}
+
+// ErrShutdown is returned by calls on a BatchSystem after Shutdown.
+var ErrShutdown = errors.New("batchsystem: shut down")
+
+// ErrInsufficientResources is matched (through errors.Is) by the error
+// from Issue for a job that no machine of the batch system can ever run.
+var ErrInsufficientResources = errors.New("batchsystem: requirements can never be met")
+
+// InsufficientResourcesError names the job, the resource and the amounts
+// for a job that asks for more than the batch system can ever give.
+type InsufficientResourcesError struct {
+	JobID     string // gaffer's job ID
+	Name      string // the job's name
+	Resource  string // "cores", "memory", "disk" or "accelerators"
+	Requested string
+	Available string
+	System    string // which batch system refused
+}
+
+func (e *InsufficientResourcesError) Error() string {
+	return fmt.Sprintf("batchsystem: job %s (%s) requests %s %s, more than the %s that %s can ever provide",
+		e.JobID, e.Name, e.Requested, e.Resource, e.Available, e.System)
+}
+
+// Is reports that e is an ErrInsufficientResources.
+func (e *InsufficientResourcesError) Is(target error) bool { return target == ErrInsufficientResources }
