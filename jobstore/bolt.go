@@ -1,0 +1,417 @@
+package jobstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the version of the bbolt layout this package writes.
+// A store with a higher version is refused with ErrSchemaVersion.
+const SchemaVersion = 1
+
+const magic = "gaffer-jobstore"
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketJobs    = []byte("jobs")
+	bucketInputs  = []byte("inputs")
+	bucketResults = []byte("results")
+	bucketShared  = []byte("shared")
+
+	keyMagic      = []byte("magic")
+	keySchema     = []byte("schema")
+	keyMeta       = []byte("workflow")
+	keyNextID     = []byte("next_id")
+	keyRootResult = []byte("root_result")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketJobs, bucketInputs, bucketResults, bucketShared}
+
+// BoltOptions tune OpenBolt. A nil *BoltOptions means the defaults.
+type BoltOptions struct {
+	// NoSync skips the fsync at each commit: faster, but a machine crash
+	// can lose or corrupt the store. For tests only.
+	NoSync bool
+	// LockTimeout is how long to wait for another process to release the
+	// file. 0 means 1 second; -1 means fail at once.
+	LockTimeout time.Duration
+	// ReadOnly opens the store for reading, sharing the file lock with
+	// other readers. Update fails.
+	ReadOnly bool
+}
+
+// Bolt is the bbolt-backed Store: one file per workflow.
+type Bolt struct {
+	db   *bolt.DB
+	path string
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt opens the store at path, creating and initializing the file if
+// it does not exist or is empty. It refuses a file that is not a gaffer
+// store (ErrForeign), a damaged one (ErrCorrupt), one from a newer gaffer
+// (ErrSchemaVersion) and one held by another process (ErrLocked).
+func OpenBolt(path string, opts *BoltOptions) (s *Bolt, err error) {
+	if opts == nil {
+		opts = &BoltOptions{}
+	}
+	timeout := opts.LockTimeout
+	switch {
+	case timeout == 0:
+		timeout = time.Second
+	case timeout < 0:
+		timeout = time.Nanosecond
+	}
+	// bbolt panics on some damaged files instead of returning an error;
+	// a damaged store must be an error for the caller, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        timeout,
+		NoSync:         opts.NoSync,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		ReadOnly:       opts.ReadOnly,
+	})
+	if err != nil {
+		return nil, classifyOpenError(path, err)
+	}
+	s = &Bolt{db: db, path: path}
+	if err := s.init(opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func classifyOpenError(path string, err error) error {
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("%w: %s: %w", ErrLocked, path, err)
+	case errors.Is(err, bolterrors.ErrInvalid):
+		return fmt.Errorf("%w: %s: %w", ErrForeign, path, err)
+	case errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum),
+		errors.Is(err, bolterrors.ErrInvalidMapping):
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	var perr *os.PathError
+	if errors.As(err, &perr) {
+		return fmt.Errorf("jobstore: open %s: %w", path, err)
+	}
+	// Any other refusal from bbolt while reading the file's pages.
+	return fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+}
+
+func (s *Bolt) init(readOnly bool) error {
+	check := func(tx *bolt.Tx) (fresh bool, err error) {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			// An empty bbolt file is ours to initialize; one holding
+			// another program's buckets is not.
+			foreign := false
+			_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error { foreign = true; return nil })
+			if foreign {
+				return false, fmt.Errorf("%w: %s holds another program's bbolt data", ErrForeign, s.path)
+			}
+			return true, nil
+		}
+		if !bytes.Equal(meta.Get(keyMagic), []byte(magic)) {
+			return false, fmt.Errorf("%w: %s has no gaffer marker", ErrForeign, s.path)
+		}
+		v := meta.Get(keySchema)
+		if len(v) != 8 {
+			return false, fmt.Errorf("%w: %s: schema version missing", ErrCorrupt, s.path)
+		}
+		if n := binary.BigEndian.Uint64(v); n > SchemaVersion {
+			return false, fmt.Errorf("%w: %s has schema %d, this gaffer reads up to %d", ErrSchemaVersion, s.path, n, SchemaVersion)
+		}
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				return false, fmt.Errorf("%w: %s: bucket %q missing", ErrCorrupt, s.path, b)
+			}
+		}
+		return false, nil
+	}
+	var fresh bool
+	if err := s.db.View(func(tx *bolt.Tx) (err error) { fresh, err = check(tx); return err }); err != nil {
+		return err
+	}
+	if !fresh {
+		return nil
+	}
+	if readOnly {
+		return fmt.Errorf("%w: %s is empty", ErrNotFound, s.path)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("jobstore: init %s: %w", s.path, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		m := Meta{WorkflowID: uuid.NewString(), Created: time.Now().UTC()}
+		mb, _ := json.Marshal(m)
+		return errors.Join(
+			meta.Put(keyMagic, []byte(magic)),
+			meta.Put(keySchema, u64(SchemaVersion)),
+			meta.Put(keyMeta, mb),
+			meta.Put(keyNextID, u64(1)),
+		)
+	})
+}
+
+// Path returns the store's file name.
+func (s *Bolt) Path() string { return s.path }
+
+// Close releases the file.
+func (s *Bolt) Close() error { return s.db.Close() }
+
+// View runs fn in a read transaction.
+func (s *Bolt) View(ctx context.Context, fn func(ReadTx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	defer s.recoverCorrupt(&err)
+	return s.wrap(s.db.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
+}
+
+// Update runs fn in a write transaction, committed (and synced) if fn
+// returns nil.
+func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	defer s.recoverCorrupt(&err)
+	return s.wrap(s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
+}
+
+func (s *Bolt) wrap(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %s", ErrClosed, s.path)
+	}
+	if errors.Is(err, bolterrors.ErrDatabaseReadOnly) || errors.Is(err, bolterrors.ErrTxNotWritable) {
+		return fmt.Errorf("jobstore: %s is open read-only: %w", s.path, err)
+	}
+	return err
+}
+
+func (s *Bolt) recoverCorrupt(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %s: %v", ErrCorrupt, s.path, r)
+	}
+}
+
+type boltTx struct{ tx *bolt.Tx }
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func key(id JobID) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(id)) }
+
+func (t *boltTx) Meta() (Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(t.tx.Bucket(bucketMeta).Get(keyMeta), &m); err != nil {
+		return m, fmt.Errorf("%w: workflow record: %w", ErrCorrupt, err)
+	}
+	return m, nil
+}
+
+func (t *boltTx) SetMeta(m Meta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketMeta).Put(keyMeta, b)
+}
+
+func (t *boltTx) AllocIDs(n int) (JobID, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("jobstore: AllocIDs(%d): need a positive count", n)
+	}
+	meta := t.tx.Bucket(bucketMeta)
+	v := meta.Get(keyNextID)
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: next job id missing", ErrCorrupt)
+	}
+	first := binary.BigEndian.Uint64(v)
+	if err := meta.Put(keyNextID, u64(first+uint64(n))); err != nil {
+		return 0, err
+	}
+	return JobID(first), nil
+}
+
+// A stored job is one byte of state followed by the JSON record, so that
+// Jobs can filter by state without decoding.
+func encodeJob(j *Job) ([]byte, error) {
+	if !j.State.Valid() {
+		return nil, fmt.Errorf("jobstore: job %s: invalid state %d", j.ID, j.State)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("jobstore: encode job %s: %w", j.ID, err)
+	}
+	return append([]byte{byte(j.State)}, b...), nil
+}
+
+func decodeJob(k, v []byte) (*Job, error) {
+	if len(k) != 8 || len(v) < 2 {
+		return nil, fmt.Errorf("%w: job record of %d bytes under key %x", ErrCorrupt, len(v), k)
+	}
+	j := new(Job)
+	if err := json.Unmarshal(v[1:], j); err != nil {
+		return nil, fmt.Errorf("%w: job %x: %w", ErrCorrupt, k, err)
+	}
+	j.ID = JobID(binary.BigEndian.Uint64(k))
+	return j, nil
+}
+
+func (t *boltTx) Job(id JobID) (*Job, error) {
+	k := key(id)
+	v := t.tx.Bucket(bucketJobs).Get(k)
+	if v == nil {
+		return nil, fmt.Errorf("%w: job %s", ErrNotFound, id)
+	}
+	return decodeJob(k, v)
+}
+
+func (t *boltTx) Jobs(states ...State) iter.Seq2[*Job, error] {
+	return func(yield func(*Job, error) bool) {
+		c := t.tx.Bucket(bucketJobs).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(states) > 0 && (len(v) == 0 || !slices.Contains(states, State(v[0]))) {
+				continue
+			}
+			j, err := decodeJob(k, v)
+			if !yield(j, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (t *boltTx) CreateJob(j *Job, input []byte) error {
+	if j.ID == 0 {
+		return fmt.Errorf("jobstore: create job: ID 0 is not a job")
+	}
+	jobs := t.tx.Bucket(bucketJobs)
+	k := key(j.ID)
+	if jobs.Get(k) != nil {
+		return fmt.Errorf("%w: job %s", ErrExists, j.ID)
+	}
+	v, err := encodeJob(j)
+	if err != nil {
+		return err
+	}
+	if err := jobs.Put(k, v); err != nil {
+		return err
+	}
+	if input != nil {
+		return t.tx.Bucket(bucketInputs).Put(k, input)
+	}
+	return nil
+}
+
+func (t *boltTx) UpdateJob(j *Job) error {
+	jobs := t.tx.Bucket(bucketJobs)
+	k := key(j.ID)
+	if jobs.Get(k) == nil {
+		return fmt.Errorf("%w: job %s", ErrNotFound, j.ID)
+	}
+	v, err := encodeJob(j)
+	if err != nil {
+		return err
+	}
+	return jobs.Put(k, v)
+}
+
+func (t *boltTx) DeleteJob(id JobID) error {
+	k := key(id)
+	return errors.Join(t.tx.Bucket(bucketJobs).Delete(k), t.tx.Bucket(bucketInputs).Delete(k))
+}
+
+func (t *boltTx) get(bucket []byte, k []byte, what string) ([]byte, error) {
+	v := t.tx.Bucket(bucket).Get(k)
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	return bytes.Clone(v), nil
+}
+
+func (t *boltTx) Input(id JobID) ([]byte, error) {
+	return t.get(bucketInputs, key(id), "input of job "+id.String())
+}
+
+func (t *boltTx) PutInput(id JobID, input []byte) error {
+	return t.tx.Bucket(bucketInputs).Put(key(id), input)
+}
+
+func (t *boltTx) Result(id JobID) ([]byte, error) {
+	return t.get(bucketResults, key(id), "result of job "+id.String())
+}
+
+func (t *boltTx) PutResult(id JobID, value []byte) error {
+	if value == nil {
+		value = []byte("null")
+	}
+	return t.tx.Bucket(bucketResults).Put(key(id), value)
+}
+
+var sharedName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+func checkName(name string) error {
+	if !sharedName.MatchString(name) {
+		return fmt.Errorf("%w: %q (use letters, digits, '.', '_' and '-')", ErrBadName, name)
+	}
+	return nil
+}
+
+func (t *boltTx) SharedFile(name string) ([]byte, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	return t.get(bucketShared, []byte(name), "shared file "+name)
+}
+
+func (t *boltTx) PutSharedFile(name string, data []byte) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return t.tx.Bucket(bucketShared).Put([]byte(name), data)
+}
+
+func (t *boltTx) DeleteSharedFile(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketShared).Delete([]byte(name))
+}
+
+func (t *boltTx) RootResult() ([]byte, error) {
+	return t.get(bucketMeta, keyRootResult, "root result")
+}
+
+func (t *boltTx) SetRootResult(value []byte) error {
+	if value == nil {
+		value = []byte("null")
+	}
+	return t.tx.Bucket(bucketMeta).Put(keyRootResult, value)
+}

@@ -1,0 +1,197 @@
+package jobstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+)
+
+// JobID names a job within one workflow. IDs are allocated in increasing
+// order by Tx.AllocIDs and never reused; 0 is never a job.
+type JobID uint64
+
+func (id JobID) String() string { return fmt.Sprintf("j%d", uint64(id)) }
+
+// State is where a job stands. Only states the leader cannot derive from
+// other records are stored; "ready", "issued" and "waiting for
+// predecessors" are all StatePending.
+type State uint8
+
+// The stored states of a job.
+const (
+	// StatePending: the job's body has not run successfully yet.
+	StatePending State = iota + 1
+	// StateChildren: the body ran; the job waits for its children's subtrees.
+	StateChildren
+	// StateFollowOns: the children's subtrees are done; the job waits for
+	// its follow-ons' subtrees.
+	StateFollowOns
+	// StateDone: the job's whole subtree is done. Only the root's record is
+	// kept in this state; other jobs are deleted when done.
+	StateDone
+	// StateFailed: the job failed totally (no tries left), or a successor
+	// of it did.
+	StateFailed
+	// StateSkipped: the job will never run because a predecessor failed.
+	StateSkipped
+	// StateCancelled: the job was cancelled by a user.
+	StateCancelled
+)
+
+var stateNames = [...]string{"", "pending", "children", "follow-ons", "done", "failed", "skipped", "cancelled"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) && s > 0 {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool { return s >= StatePending && s <= StateCancelled }
+
+// Job is the stored record of one job: what the leader needs to schedule
+// it. The job's input and result are stored apart from it (Tx.PutInput,
+// Tx.PutResult), so that updating a record never rewrites them.
+type Job struct {
+	ID    JobID  `json:"-"`
+	Kind  string `json:"k"`           // registered job type
+	Name  string `json:"n,omitempty"` // display name; empty means Kind
+	State State  `json:"s"`
+
+	// Preds lists the jobs that have this job as a child or follow-on, one
+	// entry per edge. A job with several is a join.
+	Preds     []JobID `json:"p,omitempty"`
+	Children  IDList  `json:"c,omitempty"`
+	FollowOns IDList  `json:"f,omitempty"`
+
+	Requirements batchsystem.Requirements `json:"r"`
+	Checkpoint   bool                     `json:"cp,omitempty"`
+
+	// Tries counts the failed attempts charged so far; Retries is how many
+	// failed attempts the job may have before it fails totally, so it may
+	// run Retries+1 times. Retries -1 means the leader's default.
+	Tries   int `json:"t,omitempty"`
+	Retries int `json:"rt"`
+	// Backoff is the wait charged by the last failure; NotBefore is when
+	// the job may be issued again (Unix nanoseconds; 0 means now).
+	Backoff   time.Duration `json:"b,omitempty"`
+	NotBefore int64         `json:"nb,omitempty"`
+
+	// InputPromises says the stored input contains promise placeholders
+	// that the leader must resolve before the job runs.
+	InputPromises bool `json:"ip,omitempty"`
+
+	// For failed jobs: the last error, the tail of the last attempt's log,
+	// and for skipped jobs the failed job that caused it.
+	LastError string `json:"e,omitempty"`
+	LogTail   string `json:"l,omitempty"`
+	Cause     JobID  `json:"cz,omitempty"`
+
+	// Backing records where the current attempt runs, for re-adoption by
+	// a later leader (for example a Slurm job ID). Empty when not issued.
+	Backing string `json:"bk,omitempty"`
+}
+
+// DisplayName is the job's name for people: "name (j12)" or "kind (j12)".
+func (j *Job) DisplayName() string {
+	n := j.Name
+	if n == "" {
+		n = j.Kind
+	}
+	return fmt.Sprintf("%s (%s)", n, j.ID)
+}
+
+// IDRange is a run of consecutive job IDs: First, First+1, ..., First+N-1.
+type IDRange struct {
+	First JobID
+	N     uint64
+}
+
+// IDList is a list of job IDs kept as runs of consecutive IDs, so that the
+// 100,000 children of a fan-out, which get consecutive IDs, take a few
+// bytes. Order is kept; duplicates are not checked here.
+type IDList []IDRange
+
+// Len returns the number of IDs in l.
+func (l IDList) Len() int {
+	n := 0
+	for _, r := range l {
+		n += int(r.N)
+	}
+	return n
+}
+
+// Append adds id at the end of l.
+func (l IDList) Append(id JobID) IDList {
+	if k := len(l); k > 0 && l[k-1].First+JobID(l[k-1].N) == id {
+		l[k-1].N++
+		return l
+	}
+	return append(l, IDRange{First: id, N: 1})
+}
+
+// Contains reports whether id is in l.
+func (l IDList) Contains(id JobID) bool {
+	for _, r := range l {
+		if id >= r.First && id < r.First+JobID(r.N) {
+			return true
+		}
+	}
+	return false
+}
+
+// All yields the IDs of l in order.
+func (l IDList) All() iter.Seq[JobID] {
+	return func(yield func(JobID) bool) {
+		for _, r := range l {
+			for i := range r.N {
+				if !yield(r.First + JobID(i)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// IDs returns l as a plain slice.
+func (l IDList) IDs() []JobID {
+	out := make([]JobID, 0, l.Len())
+	for id := range l.All() {
+		out = append(out, id)
+	}
+	return out
+}
+
+// MarshalJSON writes l as [[first,n],...].
+func (l IDList) MarshalJSON() ([]byte, error) {
+	buf := make([]byte, 0, 2+len(l)*16)
+	buf = append(buf, '[')
+	for i, r := range l {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = fmt.Appendf(buf, "[%d,%d]", uint64(r.First), r.N)
+	}
+	return append(buf, ']'), nil
+}
+
+// UnmarshalJSON reads the form written by MarshalJSON.
+func (l *IDList) UnmarshalJSON(b []byte) error {
+	var pairs [][2]uint64
+	if err := json.Unmarshal(b, &pairs); err != nil {
+		return fmt.Errorf("jobstore: id list: %w", err)
+	}
+	out := make(IDList, 0, len(pairs))
+	for _, p := range pairs {
+		if p[0] == 0 || p[1] == 0 {
+			return fmt.Errorf("jobstore: id list: bad range [%d,%d]", p[0], p[1])
+		}
+		out = append(out, IDRange{First: JobID(p[0]), N: p[1]})
+	}
+	*l = out
+	return nil
+}

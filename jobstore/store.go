@@ -1,0 +1,118 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// Store is a workflow's durable state. The leader is its only user.
+//
+// Reads and writes happen inside closure-scoped transactions, after bbolt:
+// View for reads, Update for an atomic, durable group of writes. A
+// transaction must not be used after its closure returns.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	// Update runs fn in a read-write transaction and commits it if fn
+	// returns nil; otherwise nothing fn wrote is kept.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// Close releases the store. Using it afterwards fails with ErrClosed.
+	Close() error
+}
+
+// Status is where the workflow as a whole stands.
+type Status uint8
+
+// The workflow's statuses.
+const (
+	StatusNew       Status = iota // initialized, no root yet
+	StatusRunning                 // has a root that has not finished
+	StatusSucceeded               // the root's subtree is done; RootResult is set
+	StatusFailed                  // the root failed totally
+	StatusCancelled               // a user cancelled the workflow
+)
+
+var statusNames = [...]string{"new", "running", "succeeded", "failed", "cancelled"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Meta describes the workflow a store holds.
+type Meta struct {
+	WorkflowID string    `json:"workflow_id"`
+	Created    time.Time `json:"created"`
+	Root       JobID     `json:"root,omitempty"`
+	Status     Status    `json:"status"`
+	// Epoch counts leader starts on this store; a leader increments it
+	// when it starts, so results written for an older leader's attempts can
+	// be told apart.
+	Epoch uint64 `json:"epoch"`
+	// Cancel is set by a user who wants the workflow stopped; the leader
+	// polls it.
+	Cancel bool `json:"cancel,omitempty"`
+}
+
+// ReadTx reads a store.
+type ReadTx interface {
+	// Meta returns the workflow's description.
+	Meta() (Meta, error)
+	// Job loads one job. A missing job is an error matching ErrNotFound.
+	Job(id JobID) (*Job, error)
+	// Jobs yields the stored jobs in ID order whose state is one of
+	// states, or every job when states is empty. The iteration costs one
+	// pass over the jobs kept; jobs in other states are not decoded.
+	Jobs(states ...State) iter.Seq2[*Job, error]
+	// Input returns a job's stored input; ErrNotFound when it has none.
+	Input(id JobID) ([]byte, error)
+	// Result returns a job's stored return value; ErrNotFound when none.
+	Result(id JobID) ([]byte, error)
+	// SharedFile returns a named small file; ErrNotFound when absent.
+	SharedFile(name string) ([]byte, error)
+	// RootResult returns the workflow's final value; ErrNotFound until the
+	// workflow has succeeded.
+	RootResult() ([]byte, error)
+}
+
+// Tx reads and writes a store.
+type Tx interface {
+	ReadTx
+	// SetMeta replaces the workflow's description.
+	SetMeta(Meta) error
+	// AllocIDs reserves n consecutive new job IDs and returns the first.
+	AllocIDs(n int) (JobID, error)
+	// CreateJob stores a new job with its input (which may be nil). It
+	// fails with ErrExists if the ID is taken.
+	CreateJob(j *Job, input []byte) error
+	// UpdateJob replaces a stored job; ErrNotFound if there is none.
+	UpdateJob(j *Job) error
+	// DeleteJob removes a job and its input, but not its result (a later
+	// job may still need it). Deleting a missing job is not an error.
+	DeleteJob(id JobID) error
+	// PutInput replaces a job's input.
+	PutInput(id JobID, input []byte) error
+	// PutResult stores a job's return value.
+	PutResult(id JobID, value []byte) error
+	// PutSharedFile stores a small named file; DeleteSharedFile removes it.
+	PutSharedFile(name string, data []byte) error
+	DeleteSharedFile(name string) error
+	// SetRootResult records the workflow's final value.
+	SetRootResult(value []byte) error
+}
+
+// Errors a Store returns. Implementations wrap them with detail.
+var (
+	ErrNotFound      = errors.New("jobstore: not found")
+	ErrExists        = errors.New("jobstore: already exists")
+	ErrClosed        = errors.New("jobstore: store is closed")
+	ErrLocked        = errors.New("jobstore: store is in use by another process")
+	ErrCorrupt       = errors.New("jobstore: store file is corrupt")
+	ErrForeign       = errors.New("jobstore: file is not a gaffer job store")
+	ErrSchemaVersion = errors.New("jobstore: store was written by a newer gaffer")
+	ErrBadName       = errors.New("jobstore: bad shared file name")
+)
