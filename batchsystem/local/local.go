@@ -1,0 +1,624 @@
+// Package local is a BatchSystem that runs jobs on this machine, either as
+// goroutines in the leader's process (fastest) or as worker subprocesses
+// (the same path a cluster batch system uses).
+//
+// Resources (job slots, cores in tenths, memory, disk, accelerators) are
+// accounted all-or-nothing: a job starts only when all it asks for is
+// free. Queued jobs are grouped by shape, and a job that does not fit does
+// not hold back smaller jobs queued behind it. A job that could never fit
+// on this machine is refused by Issue.
+//
+// Caveats:
+//   - In-process jobs cannot be killed, only asked to stop: Kill cancels the
+//     job's context and waits up to Options.KillGrace for it to return.
+//   - A job that keeps fitting behind a big one can starve the big one, as
+//     in Toil's single-machine batch system; give big jobs their own run.
+//   - Subprocesses run in their own process group, which Kill and the end
+//     of the job both kill, so nothing they start outlives them. They also
+//     die with the leader (Linux parent-death signal): a leader that
+//     restarts finds either their result or nothing.
+package local
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+)
+
+// Mode chooses how jobs run.
+type Mode int
+
+const (
+	// InProcess runs JobSpec.Run in a goroutine of the calling process.
+	InProcess Mode = iota
+	// Subprocess starts JobSpec.Command as a child process.
+	Subprocess
+)
+
+func (m Mode) String() string {
+	if m == Subprocess {
+		return "subprocess"
+	}
+	return "in-process"
+}
+
+// Options configure a local batch system. The zero value runs jobs
+// in-process with this machine's cores, memory and disk.
+type Options struct {
+	Mode Mode
+	// Cores is the number of cores to hand out; 0 means runtime.NumCPU().
+	Cores float64
+	// Memory and Disk are bytes to hand out; 0 means this machine's total
+	// memory and the free space of the temporary directory.
+	Memory int64
+	Disk   int64
+	// Accelerators is the number of GPUs to hand out; 0 means none.
+	Accelerators int
+	// MaxJobs caps jobs running at once; 0 means no cap beyond resources.
+	MaxJobs int
+	// KillGrace is how long Kill waits for an in-process job to return
+	// after its context is cancelled; 0 means 10 seconds.
+	KillGrace time.Duration
+	// Logger receives debug lines; nil means silence.
+	Logger *slog.Logger
+}
+
+// coreUnit is the accounting grain for cores: Toil's 0.1 core.
+const coreUnit = 0.1
+
+type shape struct {
+	cores  int64 // in coreUnits
+	memory int64
+	disk   int64
+	accel  int
+}
+
+type job struct {
+	id      batchsystem.ID
+	seq     uint64
+	spec    batchsystem.JobSpec
+	need    shape
+	started time.Time
+	cancel  context.CancelFunc
+	cmd     *exec.Cmd
+	done    chan struct{}
+	killed  bool
+}
+
+// System is the local batch system. Create it with New.
+type System struct {
+	opts  Options
+	total shape
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool
+	nextID   batchsystem.ID
+	seq      uint64
+	free     shape
+	slots    int // running jobs
+	queues   map[shape][]*job
+	queued   int
+	running  map[batchsystem.ID]*job
+	finished []batchsystem.FinishedJob // reported in order
+	notify   chan struct{}
+	status   string // last reason a job could not start
+}
+
+var _ batchsystem.BatchSystem = (*System)(nil)
+
+// New returns a local batch system.
+func New(opts Options) (*System, error) {
+	if opts.Cores < 0 || opts.Memory < 0 || opts.Disk < 0 || opts.Accelerators < 0 || opts.MaxJobs < 0 {
+		return nil, fmt.Errorf("local: negative resource in options %+v", opts)
+	}
+	if opts.Cores == 0 {
+		opts.Cores = float64(runtime.NumCPU())
+	}
+	if opts.Memory == 0 {
+		opts.Memory = machineMemory()
+	}
+	if opts.Disk == 0 {
+		opts.Disk = freeDisk(os.TempDir())
+	}
+	if opts.KillGrace == 0 {
+		opts.KillGrace = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	total := shape{cores: int64(math.Floor(opts.Cores/coreUnit + 1e-9)), memory: opts.Memory, disk: opts.Disk, accel: opts.Accelerators}
+	if total.cores < 1 {
+		return nil, fmt.Errorf("local: %v cores is less than the smallest unit, %v", opts.Cores, coreUnit)
+	}
+	return &System{
+		opts: opts, total: total, free: total, log: log,
+		queues:  make(map[shape][]*job),
+		running: make(map[batchsystem.ID]*job),
+		notify:  make(chan struct{}, 1),
+	}, nil
+}
+
+// InProcess reports whether jobs run in this process (JobSpec.Run).
+func (s *System) InProcess() bool { return s.opts.Mode == InProcess }
+
+func need(r batchsystem.Requirements) shape {
+	// Round cores up to the grain, with a floor of one grain, as Toil does.
+	c := int64(math.Ceil(r.Cores/coreUnit - 1e-9))
+	if c < 1 {
+		c = 1
+	}
+	return shape{cores: c, memory: r.Memory, disk: r.Disk, accel: r.AcceleratorCount("")}
+}
+
+func (s *System) refuse(spec batchsystem.JobSpec, n shape) error {
+	e := &batchsystem.InsufficientResourcesError{JobID: spec.JobID, Name: spec.Name, System: "the local batch system (" + s.opts.Mode.String() + ")"}
+	switch {
+	case n.cores > s.total.cores:
+		e.Resource, e.Requested, e.Available = "cores", fmtCores(n.cores), fmtCores(s.total.cores)
+	case n.memory > s.total.memory:
+		e.Resource, e.Requested, e.Available = "memory", fmtBytes(n.memory), fmtBytes(s.total.memory)
+	case n.disk > s.total.disk:
+		e.Resource, e.Requested, e.Available = "disk", fmtBytes(n.disk), fmtBytes(s.total.disk)
+	case n.accel > s.total.accel:
+		e.Resource, e.Requested, e.Available = "accelerators", strconv.Itoa(n.accel), strconv.Itoa(s.total.accel)
+	default:
+		return nil
+	}
+	return e
+}
+
+// Issue queues a job, refusing one bigger than this machine.
+func (s *System) Issue(ctx context.Context, spec batchsystem.JobSpec) (batchsystem.ID, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.opts.Mode == InProcess && spec.Run == nil {
+		return 0, fmt.Errorf("local: job %s: in-process mode needs JobSpec.Run", spec.JobID)
+	}
+	if s.opts.Mode == Subprocess && len(spec.Command) == 0 {
+		return 0, fmt.Errorf("local: job %s: subprocess mode needs JobSpec.Command", spec.JobID)
+	}
+	n := need(spec.Requirements)
+	if err := s.refuse(spec, n); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, batchsystem.ErrShutdown
+	}
+	s.nextID++
+	s.seq++
+	j := &job{id: s.nextID, seq: s.seq, spec: spec, need: n, done: make(chan struct{})}
+	s.queues[n] = append(s.queues[n], j)
+	s.queued++
+	s.startLocked()
+	return j.id, nil
+}
+
+func (s *System) fits(n shape) bool {
+	return n.cores <= s.free.cores && n.memory <= s.free.memory && n.disk <= s.free.disk &&
+		n.accel <= s.free.accel && (s.opts.MaxJobs == 0 || s.slots < s.opts.MaxJobs)
+}
+
+// startLocked starts queued jobs while any fits, oldest first among the
+// heads of the per-shape queues. Its cost is the number of distinct shapes
+// per start, not the number of queued jobs.
+func (s *System) startLocked() {
+	for s.queued > 0 {
+		var best *job
+		for n, q := range s.queues {
+			if len(q) > 0 && s.fits(n) && (best == nil || q[0].seq < best.seq) {
+				best = q[0]
+			}
+		}
+		if best == nil {
+			s.status = s.blockedReasonLocked()
+			return
+		}
+		q := s.queues[best.need]
+		q[0] = nil
+		if len(q) == 1 {
+			delete(s.queues, best.need)
+		} else {
+			s.queues[best.need] = q[1:]
+		}
+		s.queued--
+		s.free.cores -= best.need.cores
+		s.free.memory -= best.need.memory
+		s.free.disk -= best.need.disk
+		s.free.accel -= best.need.accel
+		s.slots++
+		s.running[best.id] = best
+		best.started = time.Now()
+		s.launchLocked(best)
+	}
+}
+
+func (s *System) blockedReasonLocked() string {
+	var oldest *job
+	for _, q := range s.queues {
+		if len(q) > 0 && (oldest == nil || q[0].seq < oldest.seq) {
+			oldest = q[0]
+		}
+	}
+	if oldest == nil {
+		return ""
+	}
+	return s.whyLocked(oldest)
+}
+
+func (s *System) whyLocked(j *job) string {
+	n := j.need
+	switch {
+	case s.opts.MaxJobs > 0 && s.slots >= s.opts.MaxJobs:
+		return fmt.Sprintf("job slots: all %d in use", s.opts.MaxJobs)
+	case n.cores > s.free.cores:
+		return fmt.Sprintf("not enough cores: needs %s, %s of %s free", fmtCores(n.cores), fmtCores(s.free.cores), fmtCores(s.total.cores))
+	case n.memory > s.free.memory:
+		return fmt.Sprintf("not enough memory: needs %s, %s of %s free", fmtBytes(n.memory), fmtBytes(s.free.memory), fmtBytes(s.total.memory))
+	case n.disk > s.free.disk:
+		return fmt.Sprintf("not enough disk: needs %s, %s of %s free", fmtBytes(n.disk), fmtBytes(s.free.disk), fmtBytes(s.total.disk))
+	case n.accel > s.free.accel:
+		return fmt.Sprintf("not enough accelerators: needs %d, %d free", n.accel, s.free.accel)
+	}
+	return "queued behind older jobs"
+}
+
+// SchedulingStatus says why a queued job has not started.
+func (s *System) SchedulingStatus(id batchsystem.ID) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == 0 {
+		return s.status
+	}
+	if _, ok := s.running[id]; ok {
+		return ""
+	}
+	for _, q := range s.queues {
+		for _, j := range q {
+			if j.id == id {
+				return s.whyLocked(j)
+			}
+		}
+	}
+	return ""
+}
+
+// launchLocked starts j; its goroutine reports the end through finish.
+func (s *System) launchLocked(j *job) {
+	ctx, cancel := context.WithCancel(context.Background())
+	j.cancel = cancel
+	if s.opts.Mode == InProcess {
+		go func() {
+			code, msg := runInProcess(ctx, j.spec)
+			s.finish(j, code, msg)
+		}()
+		return
+	}
+	cmd, err := s.command(j.spec)
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		// Reported as a job that could not run, not as an Issue error:
+		// Issue has already returned by the time a queued job starts.
+		go s.finish(j, batchsystem.ExitUnavailable, "could not start worker: "+err.Error())
+		return
+	}
+	j.cmd = cmd
+	go func() {
+		err := cmd.Wait()
+		// Kill whatever the worker left behind in its process group.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if f, ok := cmd.Stdout.(*os.File); ok {
+			f.Close()
+		}
+		code, msg := exitCode(err)
+		s.finish(j, code, msg)
+	}()
+}
+
+// ExitCoder is implemented by errors that carry a process-style exit
+// code. An in-process job returning one is reported with that code;
+// other errors are reported as exit code 1.
+type ExitCoder interface{ ExitCode() int }
+
+func runInProcess(ctx context.Context, spec batchsystem.JobSpec) (code int, msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			code, msg = 1, fmt.Sprintf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	err := spec.Run(ctx)
+	if err == nil {
+		return 0, ""
+	}
+	var ec ExitCoder
+	if errors.As(err, &ec) && ec.ExitCode() != 0 {
+		return ec.ExitCode(), err.Error()
+	}
+	return 1, err.Error()
+}
+
+func exitCode(err error) (int, string) {
+	if err == nil {
+		return 0, ""
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), "killed by signal " + ws.Signal().String()
+		}
+		return ee.ExitCode(), ""
+	}
+	return batchsystem.ExitUnavailable, err.Error()
+}
+
+func (s *System) command(spec batchsystem.JobSpec) (*exec.Cmd, error) {
+	cmd := exec.Command(spec.Command[0], spec.Command[1:]...)
+	cmd.Dir = spec.Dir
+	if len(spec.Env) > 0 {
+		env := os.Environ()
+		for k, v := range spec.Env {
+			env = append(env, k+"="+v)
+		}
+		cmd.Env = env
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if spec.LogPath != "" {
+		f, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+	}
+	return cmd, nil
+}
+
+func (s *System) finish(j *job, code int, msg string) {
+	wall := time.Since(j.started)
+	j.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(j.done)
+	if _, ok := s.running[j.id]; ok {
+		s.releaseLocked(j)
+	}
+	if j.killed || s.closed {
+		return
+	}
+	s.finished = append(s.finished, batchsystem.FinishedJob{
+		ID: j.id, ExitCode: code, Reason: batchsystem.Finished, WallTime: wall, Message: msg,
+	})
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	s.startLocked()
+}
+
+func (s *System) releaseLocked(j *job) {
+	delete(s.running, j.id)
+	s.free.cores += j.need.cores
+	s.free.memory += j.need.memory
+	s.free.disk += j.need.disk
+	s.free.accel += j.need.accel
+	s.slots--
+}
+
+// Kill stops the given jobs; they are never reported.
+func (s *System) Kill(ctx context.Context, ids []batchsystem.ID) error {
+	s.mu.Lock()
+	var wait []*job
+	for _, id := range ids {
+		if j, ok := s.running[id]; ok {
+			j.killed = true
+			j.cancel()
+			if j.cmd != nil {
+				_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+			}
+			wait = append(wait, j)
+			continue
+		}
+		if s.dequeueLocked(id) {
+			continue
+		}
+		// Finished but not yet reported: drop the report.
+		s.finished = slices.DeleteFunc(s.finished, func(f batchsystem.FinishedJob) bool { return f.ID == id })
+	}
+	s.mu.Unlock()
+	return s.awaitKilled(ctx, wait)
+}
+
+func (s *System) awaitKilled(ctx context.Context, wait []*job) error {
+	grace := time.NewTimer(s.opts.KillGrace)
+	defer grace.Stop()
+	for _, j := range wait {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-grace.C:
+			// An in-process job that ignores its context cannot be
+			// stopped; give its resources back and stop waiting.
+			s.mu.Lock()
+			if _, ok := s.running[j.id]; ok {
+				s.releaseLocked(j)
+				s.startLocked()
+			}
+			s.mu.Unlock()
+			s.log.Warn("in-process job ignored cancellation; abandoned", "batch_id", j.id, "job_id", j.spec.JobID)
+		}
+	}
+	return nil
+}
+
+func (s *System) dequeueLocked(id batchsystem.ID) bool {
+	for n, q := range s.queues {
+		for i, j := range q {
+			if j.id == id {
+				s.queues[n] = slices.Delete(q, i, i+1)
+				if len(s.queues[n]) == 0 {
+					delete(s.queues, n)
+				}
+				s.queued--
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Issued lists queued, running and finished-but-unreported jobs.
+func (s *System) Issued(ctx context.Context) ([]batchsystem.ID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, batchsystem.ErrShutdown
+	}
+	ids := make([]batchsystem.ID, 0, s.queued+len(s.running)+len(s.finished))
+	for _, q := range s.queues {
+		for _, j := range q {
+			ids = append(ids, j.id)
+		}
+	}
+	for id := range s.running {
+		ids = append(ids, id)
+	}
+	for _, f := range s.finished {
+		ids = append(ids, f.ID)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Running lists running jobs with how long each has run.
+func (s *System) Running(ctx context.Context) (map[batchsystem.ID]time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, batchsystem.ErrShutdown
+	}
+	now := time.Now()
+	out := make(map[batchsystem.ID]time.Duration, len(s.running))
+	for id, j := range s.running {
+		out[id] = now.Sub(j.started)
+	}
+	return out, nil
+}
+
+// WaitFinished reports the next job that stopped, waiting up to maxWait.
+func (s *System) WaitFinished(ctx context.Context, maxWait time.Duration) (*batchsystem.FinishedJob, error) {
+	var timer *time.Timer
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, batchsystem.ErrShutdown
+		}
+		if len(s.finished) > 0 {
+			f := s.finished[0]
+			s.finished[0] = batchsystem.FinishedJob{}
+			s.finished = s.finished[1:]
+			if len(s.finished) == 0 {
+				s.finished = nil // let the backing array go
+			}
+			s.mu.Unlock()
+			return &f, nil
+		}
+		s.mu.Unlock()
+		if maxWait <= 0 {
+			return nil, ctx.Err()
+		}
+		if timer == nil {
+			timer = time.NewTimer(maxWait)
+			defer timer.Stop()
+		}
+		select {
+		case <-s.notify:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Shutdown kills every job and refuses further calls.
+func (s *System) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	clear(s.queues)
+	s.queued = 0
+	var wait []*job
+	for _, j := range s.running {
+		j.killed = true
+		j.cancel()
+		if j.cmd != nil {
+			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		wait = append(wait, j)
+	}
+	s.mu.Unlock()
+	return s.awaitKilled(ctx, wait)
+}
+
+func fmtCores(units int64) string {
+	return strconv.FormatFloat(float64(units)*coreUnit, 'f', -1, 64) + " cores"
+}
+
+func fmtBytes(n int64) string {
+	const gi = 1 << 30
+	const mi = 1 << 20
+	switch {
+	case n >= gi:
+		return strconv.FormatFloat(float64(n)/gi, 'f', 2, 64) + " GiB"
+	case n >= mi:
+		return strconv.FormatFloat(float64(n)/mi, 'f', 2, 64) + " MiB"
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}
+
+func machineMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 8 << 30 // a guess where /proc is missing; set Options.Memory instead
+}
+
+func freeDisk(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 100 << 30
+	}
+	return cmp.Or(int64(st.Bavail)*int64(st.Bsize), 1<<30)
+}
