@@ -289,8 +289,13 @@ func parseDuration(s string) (time.Duration, bool) {
 	if len(parts) > 3 {
 		return 0, false
 	}
+	withDays := strings.Contains(s, "-")
+	lastIsSeconds := (!withDays && len(parts) >= 2) || (withDays && len(parts) == 3)
 	var frac time.Duration
 	if last := parts[len(parts)-1]; strings.Contains(last, ".") {
+		if !lastIsSeconds {
+			return 0, false
+		}
 		whole, f, _ := strings.Cut(last, ".")
 		if f == "" || len(f) > 9 {
 			return 0, false
@@ -314,7 +319,7 @@ func parseDuration(s string) (time.Duration, bool) {
 		nums[i] = n
 	}
 	var h, m, sec int
-	if days > 0 || strings.Contains(s, "-") {
+	if withDays {
 		// D-H, D-H:M, D-H:M:S
 		h = nums[0]
 		if len(nums) > 1 {

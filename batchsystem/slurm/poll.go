@@ -202,6 +202,9 @@ func (b *BatchSystem) apply(seen map[string]jobStatus, answered, inAcct map[stri
 		j.known, j.state, j.reason = true, st.State, st.Reason
 		if ph != phaseFinished {
 			j.phase = ph
+			if ph == phaseRunning {
+				j.started = true
+			}
 			if st.HasTimes {
 				j.elapsed, j.seenAt = st.Elapsed, now
 			}
@@ -216,8 +219,10 @@ func (b *BatchSystem) apply(seen map[string]jobStatus, answered, inAcct map[stri
 			msg += ", from accounting"
 		}
 		fin := batchsystem.FinishedJob{ID: j.id, ExitCode: code, Reason: reason, BackingID: j.slurmID, Message: msg}
-		if st.HasTimes {
-			fin.WallTime = st.Elapsed
+		if st.HasTimes && (j.started || st.Elapsed > 0 || ranStates[st.State]) {
+			// Slurm counts whole seconds, truncated: half a second more is
+			// the unbiased estimate, and never 0 for a job that ran.
+			fin.WallTime = st.Elapsed + time.Second/2
 		}
 		if b.finish(j, fin) {
 			added = true
@@ -227,6 +232,10 @@ func (b *BatchSystem) apply(seen map[string]jobStatus, answered, inAcct map[stri
 		b.signalDone()
 	}
 }
+
+// ranStates are terminal states only a job whose batch script started can
+// reach.
+var ranStates = map[string]bool{"COMPLETED": true, "FAILED": true, "TIMEOUT": true, "OUT_OF_MEMORY": true}
 
 // finish records a job's end; b.mu must be held. It reports whether the
 // job was queued for WaitFinished (killed jobs are not).

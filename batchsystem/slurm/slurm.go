@@ -49,6 +49,7 @@ type job struct {
 	elapsed time.Duration // run time Slurm reported at seenAt
 	seenAt  time.Time
 	known   bool // the last successful poll found the job
+	started bool // a poll saw it running
 	warned  bool // an unknown state or a missing job was logged already
 
 	finished *batchsystem.FinishedJob // set when terminal, until WaitFinished returns it
