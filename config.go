@@ -1,0 +1,148 @@
+package gaffer
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/jobstore"
+)
+
+// Config configures a Leader. The zero value of every field but Store
+// means a documented default.
+type Config struct {
+	// Store is the path of the workflow's bbolt file, on local disk. It is
+	// created if missing and resumed if it holds a workflow.
+	Store string
+	// JobStore, if set, is used instead of opening Store. The leader does
+	// not close it.
+	JobStore jobstore.Store
+	// WorkDir holds the per-job folders that workers read and write, the
+	// file store and scratch space. Workers on other machines must see it
+	// at the same path. Empty means Store + ".work".
+	WorkDir string
+
+	// BatchSystem runs the jobs. Nil means an in-process local batch
+	// system sized to this machine, which the leader shuts down on Close.
+	BatchSystem batchsystem.BatchSystem
+	// WorkerCommand is the argv prefix that starts this program as a
+	// worker; gaffer appends its own arguments. Empty means the running
+	// executable. Only batch systems that start processes use it.
+	WorkerCommand []string
+	// WorkerEnv is extra environment for workers.
+	WorkerEnv map[string]string
+
+	// DefaultRequirements fill in what jobs leave zero. Zero fields here
+	// mean Toil's defaults: 1 core, 2 GiB of memory, 2 GiB of disk.
+	DefaultRequirements Requirements
+	// RetryCount is how many times a failed job is retried. 0 means 1;
+	// NoRetries means none.
+	RetryCount int
+	// RetryBackoff is the wait before the first retry; each later retry
+	// waits RetryBackoffFactor times longer. 0 means 2 s; -1 means retry
+	// at once. RetryBackoffFactor 0 means 3.
+	RetryBackoff       time.Duration
+	RetryBackoffFactor float64
+
+	// MaxIssued caps jobs handed to the batch system and not yet
+	// finished; the rest wait, ready, in the leader. 0 means 10,000; -1
+	// means no cap.
+	MaxIssued int
+	// MaxBatch caps the job events committed in one store transaction.
+	// 0 means 10,000.
+	MaxBatch int
+	// PollInterval is the longest the leader waits for a job event before
+	// it does its periodic checks. 0 means 1 s.
+	PollInterval time.Duration
+
+	// NoSync skips fsync at commits: faster, not durable. Tests only.
+	NoSync bool
+	// Logger receives the leader's structured logs; nil means silence.
+	Logger *slog.Logger
+}
+
+// NoRetries as Config.RetryCount means failed jobs are not retried.
+const NoRetries = -1
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Store == "" && c.JobStore == nil {
+		return c, fmt.Errorf("gaffer: Config.Store: a store path is required")
+	}
+	if c.WorkDir == "" {
+		if c.Store == "" {
+			return c, fmt.Errorf("gaffer: Config.WorkDir: required when Config.JobStore is set")
+		}
+		c.WorkDir = c.Store + ".work"
+	}
+	d := &c.DefaultRequirements
+	if d.Cores == 0 {
+		d.Cores = 1
+	}
+	if d.Memory == 0 {
+		d.Memory = 2 << 30
+	}
+	if d.Disk == 0 {
+		d.Disk = 2 << 30
+	}
+	switch {
+	case c.RetryCount == 0:
+		c.RetryCount = 1
+	case c.RetryCount == NoRetries:
+		c.RetryCount = 0
+	case c.RetryCount < 0:
+		return c, fmt.Errorf("gaffer: Config.RetryCount %d: use NoRetries (-1) or a count", c.RetryCount)
+	}
+	switch {
+	case c.RetryBackoff == 0:
+		c.RetryBackoff = 2 * time.Second
+	case c.RetryBackoff < 0:
+		c.RetryBackoff = 0
+	}
+	if c.RetryBackoffFactor == 0 {
+		c.RetryBackoffFactor = 3
+	}
+	if c.RetryBackoffFactor < 1 {
+		return c, fmt.Errorf("gaffer: Config.RetryBackoffFactor %v: must be at least 1", c.RetryBackoffFactor)
+	}
+	switch {
+	case c.MaxIssued == 0:
+		c.MaxIssued = 10000
+	case c.MaxIssued < -1:
+		return c, fmt.Errorf("gaffer: Config.MaxIssued %d: use -1 for no cap", c.MaxIssued)
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 10000
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if len(c.WorkerCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("gaffer: finding the worker executable: %w", err)
+		}
+		c.WorkerCommand = []string{exe}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func (c Config) fill(r Requirements) Requirements {
+	if r.Cores == 0 {
+		r.Cores = c.DefaultRequirements.Cores
+	}
+	if r.Memory == 0 {
+		r.Memory = c.DefaultRequirements.Memory
+	}
+	if r.Disk == 0 {
+		r.Disk = c.DefaultRequirements.Disk
+	}
+	if r.Accelerators == nil {
+		r.Accelerators = c.DefaultRequirements.Accelerators
+	}
+	return r
+}

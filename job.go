@@ -1,0 +1,103 @@
+package gaffer
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Node is any job handle, whatever its result type: a *Job[Out].
+type Node interface {
+	node() *node
+}
+
+// Job is a handle on a job being built: made by JobType.New, linked to
+// others by AddChild and AddFollowOn, and run once it is part of a
+// workflow. Result gives a promise of its return value.
+//
+// Build a graph from one goroutine; inside a running job, use the
+// JobContext's methods, which may be called from several.
+type Job[Out any] struct {
+	n *node
+}
+
+func (j *Job[Out]) node() *node { return j.n }
+
+// Result is a promise of the job's return value, for the input of a job
+// that runs after it.
+func (j *Job[Out]) Result() Promise[Out] { return Promise[Out]{ref: &promiseRef{node: j.n}} }
+
+// AddChild makes c run after this job's body, before its follow-ons.
+// Mistakes (a cycle, an edge added twice) are reported when the graph is
+// submitted, naming the jobs.
+func (j *Job[Out]) AddChild(c Node) { j.n.addEdge(c.node(), false) }
+
+// AddFollowOn makes f run after this job and all of its children's
+// subtrees have finished.
+func (j *Job[Out]) AddFollowOn(f Node) { j.n.addEdge(f.node(), true) }
+
+// node is the untyped job under construction.
+type node struct {
+	tmp        int64 // negative, unique in this process, until the leader assigns an ID
+	kind       string
+	name       string
+	input      []byte
+	req        Requirements
+	retries    int // -1: the leader's default
+	checkpoint bool
+
+	children, followOns []*node
+	preds               []*node
+	sealed              bool  // handed to a leader already
+	err                 error // first mistake made building it
+}
+
+var tmpIDs atomic.Int64
+
+// graphMu guards the edges of nodes. Building graphs is not a hot path,
+// and one lock makes concurrent AddChild calls from a job's goroutines
+// safe without a lock per node.
+var graphMu sync.Mutex
+
+func newNode(kind string, typeOpts, opts []JobOption) *node {
+	n := &node{tmp: -tmpIDs.Add(1), kind: kind, retries: -1}
+	for _, o := range slices.Concat(typeOpts, opts) {
+		if err := o(n); err != nil && n.err == nil {
+			n.err = fmt.Errorf("job %s: %w", n.display(), err)
+		}
+	}
+	return n
+}
+
+func (n *node) display() string {
+	name := n.name
+	if name == "" {
+		name = n.kind
+	}
+	return fmt.Sprintf("%s (new #%d)", name, -n.tmp)
+}
+
+func (n *node) addEdge(s *node, followOn bool) {
+	graphMu.Lock()
+	defer graphMu.Unlock()
+	switch {
+	case n.err != nil:
+		return
+	case s == n:
+		n.err = &GraphError{Problem: "a job cannot be its own successor", Jobs: []string{n.display()}}
+		return
+	case slices.Contains(n.children, s) || slices.Contains(n.followOns, s):
+		n.err = &GraphError{Problem: "successor added twice", Jobs: []string{n.display(), s.display()}}
+		return
+	case n.sealed || s.sealed:
+		n.err = &GraphError{Problem: "job already submitted; a running job can only add jobs it made", Jobs: []string{n.display(), s.display()}}
+		return
+	}
+	if followOn {
+		n.followOns = append(n.followOns, s)
+	} else {
+		n.children = append(n.children, s)
+	}
+	s.preds = append(s.preds, n)
+}

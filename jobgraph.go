@@ -1,0 +1,301 @@
+package gaffer
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// A fragment is a piece of job graph on its way to the store: the jobs a
+// running job made (or the workflow's initial graph), with edges between
+// them named by temporary numbers. It is what a worker sends back to the
+// leader, so it is plain data.
+type fragment struct {
+	Jobs []fragJob `json:"jobs"`
+	// Children and FollowOns are the running job's new successors. For a
+	// workflow's first graph they are empty and Jobs[0] is the root.
+	Children  []int64 `json:"children,omitempty"`
+	FollowOns []int64 `json:"follow_ons,omitempty"`
+}
+
+type fragJob struct {
+	Tmp        int64           `json:"t"`
+	Kind       string          `json:"k"`
+	Name       string          `json:"n,omitempty"`
+	Input      json.RawMessage `json:"i"`
+	Req        Requirements    `json:"r"`
+	Retries    int             `json:"rt"`
+	Checkpoint bool            `json:"cp,omitempty"`
+	Children   []int64         `json:"c,omitempty"`
+	FollowOns  []int64         `json:"f,omitempty"`
+}
+
+func (f *fragJob) display() string {
+	n := f.Name
+	if n == "" {
+		n = f.Kind
+	}
+	return fmt.Sprintf("%s (new #%d)", n, -f.Tmp)
+}
+
+func tmps(ns []*node) []int64 {
+	out := make([]int64, len(ns))
+	for i, n := range ns {
+		out[i] = n.tmp
+	}
+	return out
+}
+
+// collect gathers every job reachable from starts through successor
+// edges into a fragment, sealing them so they cannot be added again.
+// parent is the running job (nil for a workflow's first graph). A job
+// with a predecessor outside the fragment would never run: it is refused,
+// as is any mistake recorded while building.
+func collect(parent *node, starts []*node) (*fragment, error) {
+	graphMu.Lock()
+	defer graphMu.Unlock()
+	if parent != nil && parent.err != nil {
+		return nil, parent.err
+	}
+	seen := map[*node]bool{}
+	var order []*node
+	stack := slices.Clone(starts)
+	slices.Reverse(stack)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[n] {
+			continue
+		}
+		if n.sealed {
+			return nil, &GraphError{Problem: "job already submitted; a running job can only add jobs it made", Jobs: []string{n.display()}}
+		}
+		seen[n] = true
+		order = append(order, n)
+		for i := len(n.followOns) - 1; i >= 0; i-- {
+			stack = append(stack, n.followOns[i])
+		}
+		for i := len(n.children) - 1; i >= 0; i-- {
+			stack = append(stack, n.children[i])
+		}
+	}
+	f := &fragment{Jobs: make([]fragJob, 0, len(order))}
+	for _, n := range order {
+		if n.err != nil {
+			return nil, n.err
+		}
+		for _, p := range n.preds {
+			if p != parent && !seen[p] {
+				return nil, &GraphError{
+					Problem: "more than one root: a predecessor is not reachable from the root",
+					Jobs:    []string{p.display(), n.display()},
+				}
+			}
+		}
+	}
+	for _, n := range order {
+		n.sealed = true
+		f.Jobs = append(f.Jobs, fragJob{
+			Tmp: n.tmp, Kind: n.kind, Name: n.name, Input: n.input, Req: n.req,
+			Retries: n.retries, Checkpoint: n.checkpoint,
+			Children: tmps(n.children), FollowOns: tmps(n.followOns),
+		})
+	}
+	if parent != nil {
+		f.Children, f.FollowOns = tmps(parent.children), tmps(parent.followOns)
+	}
+	return f, nil
+}
+
+// validate checks a fragment as the leader receives it, trusting nothing:
+// references resolve, no job is its own successor or a successor twice,
+// exactly one root (for a first graph), every promise points into the
+// fragment or at a stored job, and no cycle through child and follow-on
+// edges, counting the waits follow-ons imply. parentName names the running
+// job ("" for a first graph).
+func (f *fragment) validate(parentName string) error {
+	idx := make(map[int64]int, len(f.Jobs))
+	for i := range f.Jobs {
+		j := &f.Jobs[i]
+		if j.Tmp >= 0 {
+			return &GraphError{Problem: "job has a non-temporary number", Jobs: []string{j.display()}}
+		}
+		if _, dup := idx[j.Tmp]; dup {
+			return &GraphError{Problem: "job listed twice", Jobs: []string{j.display()}}
+		}
+		idx[j.Tmp] = i
+	}
+	// Node p's graph positions: job i of the fragment is i+1 and the
+	// running job, if any, is 0.
+	n := len(f.Jobs) + 1
+	preds := make([]int, n)
+	name := func(p int) string {
+		if p == 0 {
+			return parentName
+		}
+		return f.Jobs[p-1].display()
+	}
+	succ := func(p int) (children, followOns []int64) {
+		if p == 0 {
+			return f.Children, f.FollowOns
+		}
+		return f.Jobs[p-1].Children, f.Jobs[p-1].FollowOns
+	}
+	edges := make([][2][]int, n) // [children, followOns] as positions
+	for p := range n {
+		if p == 0 && parentName == "" {
+			continue
+		}
+		cs, fs := succ(p)
+		seen := map[int64]bool{}
+		for k, list := range [2][]int64{cs, fs} {
+			for _, t := range list {
+				i, ok := idx[t]
+				if !ok {
+					return &GraphError{Problem: fmt.Sprintf("successor #%d is not part of the graph", -t), Jobs: []string{name(p)}}
+				}
+				if i+1 == p {
+					return &GraphError{Problem: "a job cannot be its own successor", Jobs: []string{name(p)}}
+				}
+				if seen[t] {
+					return &GraphError{Problem: "successor added twice", Jobs: []string{name(p), name(i + 1)}}
+				}
+				seen[t] = true
+				edges[p][k] = append(edges[p][k], i+1)
+				preds[i+1]++
+			}
+		}
+	}
+	var roots []string
+	for p := 1; p < n; p++ {
+		if preds[p] == 0 {
+			roots = append(roots, name(p))
+		}
+	}
+	if parentName == "" && len(roots) != 1 {
+		if len(roots) == 0 {
+			return &GraphError{Problem: "no root: every job has a predecessor, so the graph is a cycle", Jobs: []string{name(1)}}
+		}
+		return &GraphError{Problem: "more than one root", Jobs: roots}
+	}
+	if parentName != "" && len(roots) > 0 {
+		return &GraphError{Problem: "job not reachable from the running job", Jobs: roots}
+	}
+	for i := range f.Jobs {
+		if err := checkInputRefs(&f.Jobs[i], idx); err != nil {
+			return err
+		}
+	}
+	if cyc := findCycle(n, edges, parentName != ""); cyc != nil {
+		names := make([]string, len(cyc))
+		for i, p := range cyc {
+			names[i] = name(p)
+		}
+		return &GraphError{Problem: "cycle through child and follow-on edges", Jobs: names}
+	}
+	return nil
+}
+
+func checkInputRefs(j *fragJob, idx map[int64]int) error {
+	if !hasPromises(j.Input) {
+		return nil
+	}
+	_, err := mapPlaceholders(j.Input, func(ph placeholder) ([]byte, error) {
+		if ph.Job < 0 {
+			if _, ok := idx[ph.Job]; !ok {
+				return nil, &GraphError{Problem: fmt.Sprintf("input promises the result of job #%d, which is not part of the graph", -ph.Job), Jobs: []string{j.display()}}
+			}
+		}
+		return []byte("null"), nil
+	})
+	if err != nil {
+		var ge *GraphError
+		if asGraphError(err, &ge) {
+			return ge
+		}
+		return fmt.Errorf("%w: job %s: %w", ErrBadInput, j.display(), err)
+	}
+	return nil
+}
+
+func asGraphError(err error, out **GraphError) bool {
+	ge, ok := err.(*GraphError)
+	if ok {
+		*out = ge
+	}
+	return ok
+}
+
+// findCycle looks for a cycle in the graph of waits. Each job p becomes
+// three events: start (its body may run), mid (its children's subtrees
+// are done) and end (its whole subtree is done):
+//
+//	start(p) → mid(p) → end(p)
+//	child c:     start(p) → start(c), end(c) → mid(p)
+//	follow-on f: mid(p) → start(f),   end(f) → end(p)
+//
+// A cycle among these events is a deadlock, and this graph has 3 events
+// per job and 2 edges per job edge, so the check is linear. (Toil adds an
+// edge from every job below a job's children to each of its follow-ons,
+// which is quadratic.) It returns the jobs on the cycle, or nil.
+func findCycle(n int, edges [][2][]int, hasParent bool) []int {
+	const (
+		start = iota
+		mid
+		end
+	)
+	ev := func(p, k int) int { return 3*p + k }
+	out := make([][]int, 3*n)
+	for p := range n {
+		out[ev(p, start)] = append(out[ev(p, start)], ev(p, mid))
+		out[ev(p, mid)] = append(out[ev(p, mid)], ev(p, end))
+		for _, c := range edges[p][0] {
+			out[ev(p, start)] = append(out[ev(p, start)], ev(c, start))
+			out[ev(c, end)] = append(out[ev(c, end)], ev(p, mid))
+		}
+		for _, f := range edges[p][1] {
+			out[ev(p, mid)] = append(out[ev(p, mid)], ev(f, start))
+			out[ev(f, end)] = append(out[ev(f, end)], ev(p, end))
+		}
+	}
+	color := make([]uint8, 3*n) // 0 new, 1 on stack, 2 done
+	parent := make([]int, 3*n)
+	type frame struct{ v, next int }
+	for s := range 3 * n {
+		if color[s] != 0 {
+			continue
+		}
+		stack := []frame{{s, 0}}
+		color[s] = 1
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.next == len(out[top.v]) {
+				color[top.v] = 2
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			w := out[top.v][top.next]
+			top.next++
+			switch color[w] {
+			case 0:
+				color[w] = 1
+				parent[w] = top.v
+				stack = append(stack, frame{w, 0})
+			case 1:
+				// Back edge top.v → w: the cycle is w … top.v.
+				var jobs []int
+				for v := top.v; ; v = parent[v] {
+					if p := v / 3; len(jobs) == 0 || jobs[len(jobs)-1] != p {
+						jobs = append(jobs, p)
+					}
+					if v == w {
+						break
+					}
+				}
+				slices.Reverse(jobs)
+				return slices.Compact(jobs)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,799 @@
+package gaffer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/batchsystem/local"
+	"github.com/gafferhq/gaffer/jobstore"
+)
+
+// Leader runs one workflow: it walks the job graph, issues runnable jobs
+// to the batch system, takes their results into the store, and ends with
+// the root's value or an error naming every failed job.
+//
+// A Leader is the only writer of its store. It runs one workflow per
+// store; calling Run again on the same store resumes it.
+type Leader struct {
+	cfg       Config
+	log       *slog.Logger
+	store     jobstore.Store
+	ownsStore bool
+	bs        batchsystem.BatchSystem
+	ownsBS    bool
+	inProc    bool
+
+	meta   jobstore.Meta
+	g      *graph
+	issued map[batchsystem.ID]*ljob
+	seq    uint64
+
+	mailMu sync.Mutex
+	mail   map[uint64]*outcome // in-process outcomes, by issue number
+
+	cleanup []string // job folders to remove after the next commit
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// Stats counts what a leader did, for benchmarks and monitoring.
+type Stats struct {
+	Issued     int           // jobs handed to the batch system
+	Succeeded  int           // job bodies that succeeded
+	Failed     int           // failed attempts
+	Commits    int           // store transactions that recorded job events
+	FirstIssue time.Duration // from Run's start to its first issued job
+}
+
+// NewLeader opens (or creates) the store and prepares a leader. It fails
+// with a clear error on a store that is not a gaffer store, is damaged,
+// or is in use by another leader.
+func NewLeader(cfg Config) (*Leader, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Leader{cfg: cfg, log: cfg.Logger, store: cfg.JobStore, bs: cfg.BatchSystem, mail: map[uint64]*outcome{}}
+	if l.store == nil {
+		s, err := jobstore.OpenBolt(cfg.Store, &jobstore.BoltOptions{NoSync: cfg.NoSync})
+		if err != nil {
+			return nil, err
+		}
+		l.store, l.ownsStore = s, true
+	}
+	if l.bs == nil {
+		bs, err := local.New(local.Options{Logger: cfg.Logger})
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		l.bs, l.ownsBS = bs, true
+	}
+	if ip, ok := l.bs.(batchsystem.InProcess); ok {
+		l.inProc = ip.InProcess()
+	}
+	return l, nil
+}
+
+// Close releases the store and, if the leader made it, the batch system.
+func (l *Leader) Close() error {
+	var errs []error
+	if l.ownsBS && l.bs != nil {
+		errs = append(errs, l.bs.Shutdown(context.Background()))
+	}
+	if l.ownsStore && l.store != nil {
+		errs = append(errs, l.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns what the leader has done so far.
+func (l *Leader) Stats() Stats {
+	l.statsMu.Lock()
+	defer l.statsMu.Unlock()
+	return l.stats
+}
+
+// Run runs the workflow to its end and returns the root job's value as
+// JSON. On a fresh store, root is the workflow's root job (with any graph
+// built under it); on a store that already holds a workflow, Run resumes
+// it, and root may be nil or must be of the same job type. A workflow
+// that already finished returns its stored value (or failure) at once.
+//
+// Cancelling ctx kills the issued jobs and returns; the store can be
+// resumed later.
+func (l *Leader) Run(ctx context.Context, root Node) (json.RawMessage, error) {
+	start := time.Now()
+	if err := l.open(ctx, root); err != nil {
+		return nil, err
+	}
+	switch l.meta.Status {
+	case jobstore.StatusSucceeded:
+		return l.rootResult(ctx)
+	case jobstore.StatusFailed:
+		return nil, l.failure()
+	}
+	if err := l.adoptFinishedResults(ctx); err != nil {
+		return nil, err
+	}
+	err := l.loop(ctx, start)
+	if len(l.issued) > 0 {
+		// Leave nothing of this workflow running, whatever ended the loop.
+		ids := make([]batchsystem.ID, 0, len(l.issued))
+		for id := range l.issued {
+			ids = append(ids, id)
+		}
+		if kerr := l.bs.Kill(context.WithoutCancel(ctx), ids); kerr != nil {
+			l.log.Warn("killing issued jobs", "err", kerr)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.g.rootFailed {
+		return nil, l.failure()
+	}
+	return l.rootResult(ctx)
+}
+
+// Run runs the workflow with the given root and decodes its value.
+func Run[Out any](ctx context.Context, l *Leader, root *Job[Out]) (Out, error) {
+	var out Out
+	var node Node
+	if root != nil {
+		node = root
+	}
+	b, err := l.Run(ctx, node)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("%w: decoding the root's value: %w", ErrBadInput, err)
+	}
+	return out, nil
+}
+
+// open loads the workflow, storing root's graph on a fresh store.
+func (l *Leader) open(ctx context.Context, root Node) error {
+	if l.g != nil {
+		return errors.New("gaffer: Run called twice on one Leader; make a new Leader to resume")
+	}
+	l.g = newGraph(l.cfg.RetryCount, l.cfg.RetryBackoff, l.cfg.RetryBackoffFactor)
+	l.issued = map[batchsystem.ID]*ljob{}
+	var frag *fragment
+	err := l.store.Update(ctx, func(tx jobstore.Tx) error {
+		m, err := tx.Meta()
+		if err != nil {
+			return err
+		}
+		m.Epoch++
+		if m.Status == jobstore.StatusNew {
+			if root == nil {
+				return fmt.Errorf("gaffer: the store holds no workflow and Run was given no root")
+			}
+			frag, err = collect(nil, []*node{root.node()})
+			if err != nil {
+				return err
+			}
+			if err := frag.validate(""); err != nil {
+				return err
+			}
+			ids, err := l.ingest(tx, frag, nil)
+			if err != nil {
+				return err
+			}
+			m.Root, m.Status = ids[frag.Jobs[0].Tmp], jobstore.StatusRunning
+		}
+		l.meta = m
+		return tx.SetMeta(m)
+	})
+	if err != nil {
+		return err
+	}
+	l.g.root = l.meta.Root
+	if frag != nil {
+		// A fresh workflow: the graph was just made in memory.
+		l.g.dirty, l.g.deleted = map[JobID]*ljob{}, nil
+		l.g.derive()
+		l.log.Info("workflow started", "workflow_id", l.meta.WorkflowID, "jobs", len(frag.Jobs), "store", l.cfg.Store)
+		return nil
+	}
+	if err := l.load(ctx, root); err != nil {
+		return err
+	}
+	l.log.Info("workflow resumed", "workflow_id", l.meta.WorkflowID, "live_jobs", len(l.g.jobs), "ready", l.g.readyLen(), "epoch", l.meta.Epoch)
+	return nil
+}
+
+// load streams the live jobs of a stored workflow into memory.
+func (l *Leader) load(ctx context.Context, root Node) error {
+	err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
+		for rec, err := range tx.Jobs() {
+			if err != nil {
+				return err
+			}
+			rec.Kind = l.g.intern(rec.Kind)
+			l.g.jobs[rec.ID] = &ljob{Job: *rec}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r := l.g.jobs[l.meta.Root]
+	if r == nil {
+		if l.meta.Status == jobstore.StatusRunning {
+			return fmt.Errorf("%w: the store's root job %s is missing", jobstore.ErrCorrupt, l.meta.Root)
+		}
+	} else if root != nil && root.node().kind != r.Kind {
+		return fmt.Errorf("%w: the store's root is of type %q, Run was given %q", ErrWorkflowMismatch, r.Kind, root.node().kind)
+	}
+	settled := l.g.derive()
+	if len(settled) == 0 {
+		return nil
+	}
+	return l.commit(ctx, func(jobstore.Tx) error {
+		for _, j := range settled {
+			l.g.phaseDone(j)
+		}
+		return nil
+	})
+}
+
+// ingest stores a fragment's jobs with fresh IDs under parent (nil for a
+// first graph) and links them into memory. It returns the new IDs by
+// temporary number.
+func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (map[int64]JobID, error) {
+	if len(f.Jobs) == 0 {
+		return nil, nil
+	}
+	first, err := tx.AllocIDs(len(f.Jobs))
+	if err != nil {
+		return nil, err
+	}
+	ids := make(map[int64]JobID, len(f.Jobs))
+	news := make([]*ljob, len(f.Jobs))
+	for i := range f.Jobs {
+		fj := &f.Jobs[i]
+		id := first + JobID(i)
+		ids[fj.Tmp] = id
+		news[i] = &ljob{Job: jobstore.Job{
+			ID: id, Kind: l.g.intern(fj.Kind), Name: fj.Name, State: jobstore.StatePending,
+			Requirements: fj.Req, Retries: fj.Retries, Checkpoint: fj.Checkpoint,
+		}}
+	}
+	link := func(p *ljob, children, followOns []int64) {
+		for _, t := range children {
+			c := news[ids[t]-first]
+			p.Children = p.Children.Append(c.ID)
+			c.Preds = append(c.Preds, p.ID)
+		}
+		for _, t := range followOns {
+			c := news[ids[t]-first]
+			p.FollowOns = p.FollowOns.Append(c.ID)
+			c.Preds = append(c.Preds, p.ID)
+		}
+	}
+	for i := range f.Jobs {
+		link(news[i], f.Jobs[i].Children, f.Jobs[i].FollowOns)
+	}
+	if parent != nil {
+		link(parent, f.Children, f.FollowOns)
+		l.g.touch(parent)
+	}
+	for i, j := range news {
+		input := []byte(f.Jobs[i].Input)
+		if hasPromises(input) {
+			input, err = rewriteTemps(input, ids)
+			if err != nil {
+				return nil, fmt.Errorf("%w: job %s: %w", ErrBadInput, j.DisplayName(), err)
+			}
+			j.InputPromises = true
+		}
+		if err := tx.CreateJob(&j.Job, input); err != nil {
+			return nil, err
+		}
+		l.g.jobs[j.ID] = j
+	}
+	return ids, nil
+}
+
+// rewriteTemps replaces temporary job numbers in placeholders by IDs.
+func rewriteTemps(b []byte, ids map[int64]JobID) ([]byte, error) {
+	return mapPlaceholders(b, func(ph placeholder) ([]byte, error) {
+		if ph.Job < 0 {
+			id, ok := ids[ph.Job]
+			if !ok {
+				return nil, fmt.Errorf("promise of job #%d, which is not part of the graph", -ph.Job)
+			}
+			ph.Job = int64(id)
+		}
+		return placeholderJSON(ph), nil
+	})
+}
+
+// resolve replaces every promise in b by the value it promises.
+func resolve(tx jobstore.ReadTx, b []byte, depth int) ([]byte, error) {
+	return mapPlaceholders(b, func(ph placeholder) ([]byte, error) {
+		if depth > 64 {
+			return nil, fmt.Errorf("%w: promise chain deeper than 64 (a job forwards to itself?)", ErrUnfulfilledPromise)
+		}
+		if ph.Job <= 0 {
+			return nil, fmt.Errorf("%w: promise of unsaved job #%d", ErrUnfulfilledPromise, -ph.Job)
+		}
+		v, err := tx.Result(JobID(ph.Job))
+		if errors.Is(err, jobstore.ErrNotFound) {
+			return nil, fmt.Errorf("%w: job %s has not finished; make the job that reads its result run after it (a child or follow-on)", ErrUnfulfilledPromise, JobID(ph.Job))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v, err = navigate(v, ph.Path); err != nil {
+			return nil, fmt.Errorf("%w: result of job %s at %s: %w", ErrUnfulfilledPromise, JobID(ph.Job), pathString(ph.Path), err)
+		}
+		if hasPromises(v) {
+			return resolve(tx, v, depth+1)
+		}
+		return v, nil
+	})
+}
+
+// event is one job's end: reported by the batch system, found in a job
+// folder on resume, or made up by the leader (a job it could not issue).
+type event struct {
+	j         *ljob
+	fin       *batchsystem.FinishedJob
+	out       *outcome
+	msg       string // failure made up by the leader
+	permanent bool
+}
+
+func (l *Leader) loop(ctx context.Context, start time.Time) error {
+	for !l.g.rootDone && !l.g.rootFailed {
+		next := l.g.promoteBackoff()
+		if err := l.issueReady(ctx, start); err != nil {
+			return err
+		}
+		if l.g.rootDone || l.g.rootFailed {
+			break
+		}
+		if len(l.issued) == 0 && l.g.readyLen() == 0 && l.g.backoff.Len() == 0 {
+			return l.stuck()
+		}
+		wait := l.cfg.PollInterval
+		if next > 0 && next < wait {
+			wait = next
+		}
+		fin, err := l.bs.WaitFinished(ctx, wait)
+		if err != nil {
+			return fmt.Errorf("gaffer: waiting for jobs: %w", err)
+		}
+		if fin == nil {
+			continue
+		}
+		events := make([]event, 0, 64)
+		for fin != nil {
+			if e, ok := l.finished(fin); ok {
+				events = append(events, e)
+			}
+			if len(events) >= l.cfg.MaxBatch {
+				break
+			}
+			if fin, err = l.bs.WaitFinished(ctx, 0); err != nil {
+				return fmt.Errorf("gaffer: waiting for jobs: %w", err)
+			}
+		}
+		if err := l.apply(ctx, events); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finished turns a batch system report into an event, fetching the job's
+// outcome from the mailbox or its folder.
+func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
+	j := l.issued[fin.ID]
+	if j == nil {
+		l.log.Warn("batch system reported a job the leader did not issue or already processed", "batch_id", fin.ID)
+		return event{}, false
+	}
+	delete(l.issued, fin.ID)
+	j.where = nowhere
+	e := event{j: j, fin: fin}
+	if l.inProc {
+		l.mailMu.Lock()
+		e.out = l.mail[j.seq]
+		delete(l.mail, j.seq)
+		l.mailMu.Unlock()
+		return e, true
+	}
+	dir := l.jobDir(j.ID)
+	e.out = readOutcome(filepath.Join(dir, resultFile(l.meta.Epoch, j.seq)), j)
+	if e.out != nil && !e.out.OK && e.out.LogTail == "" || e.out == nil && fin.ExitCode != 0 {
+		tail := readTail(filepath.Join(dir, logFile(l.meta.Epoch, j.seq)), logTailMax)
+		if e.out != nil {
+			e.out.LogTail = tail
+		} else {
+			e.msg = tail
+		}
+	}
+	l.cleanup = append(l.cleanup, dir)
+	return e, true
+}
+
+func readOutcome(path string, j *ljob) *outcome {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out outcome
+	if json.Unmarshal(b, &out) != nil || out.Job != j.ID {
+		return nil
+	}
+	return &out
+}
+
+// apply records a batch of events in one transaction.
+func (l *Leader) apply(ctx context.Context, events []event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return l.commit(ctx, func(tx jobstore.Tx) error {
+		for i := range events {
+			if err := l.handle(tx, &events[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// commit runs fn and then writes every job it changed, in one
+// transaction. A failed commit ends the run: memory and store would
+// disagree, and the store is the truth a later Run resumes from.
+func (l *Leader) commit(ctx context.Context, fn func(jobstore.Tx) error) error {
+	err := l.store.Update(ctx, func(tx jobstore.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		for _, id := range l.g.deleted {
+			if err := tx.DeleteJob(id); err != nil {
+				return err
+			}
+		}
+		for _, j := range l.g.dirty {
+			if err := tx.UpdateJob(&j.Job); err != nil {
+				return err
+			}
+		}
+		return l.finishWorkflow(tx)
+	})
+	l.g.dirty, l.g.deleted = make(map[JobID]*ljob, len(l.g.dirty)), l.g.deleted[:0]
+	if err != nil {
+		return fmt.Errorf("gaffer: committing job events: %w", err)
+	}
+	l.statsMu.Lock()
+	l.stats.Commits++
+	l.statsMu.Unlock()
+	for _, d := range l.cleanup {
+		os.RemoveAll(d)
+	}
+	l.cleanup = l.cleanup[:0]
+	return nil
+}
+
+// finishWorkflow records the workflow's end in the same transaction as
+// the event that ended it.
+func (l *Leader) finishWorkflow(tx jobstore.Tx) error {
+	if !l.g.rootDone && !l.g.rootFailed || l.meta.Status != jobstore.StatusRunning {
+		return nil
+	}
+	m := l.meta
+	if l.g.rootFailed {
+		m.Status = jobstore.StatusFailed
+	} else {
+		v, err := tx.Result(l.meta.Root)
+		if err != nil {
+			return err
+		}
+		if hasPromises(v) {
+			if v, err = resolve(tx, v, 0); err != nil {
+				return fmt.Errorf("gaffer: resolving the root's value: %w", err)
+			}
+		}
+		if err := tx.SetRootResult(v); err != nil {
+			return err
+		}
+		m.Status = jobstore.StatusSucceeded
+	}
+	if err := tx.SetMeta(m); err != nil {
+		return err
+	}
+	l.meta = m
+	return nil
+}
+
+// handle applies one event to memory and the open transaction.
+func (l *Leader) handle(tx jobstore.Tx, e *event) error {
+	j := e.j
+	if j.State != jobstore.StatePending {
+		return nil // settled meanwhile (skipped, cancelled)
+	}
+	if e.out != nil && e.out.OK {
+		return l.succeed(tx, j, e.out)
+	}
+	msg, tail, permanent := e.msg, "", e.permanent
+	switch {
+	case e.out != nil:
+		msg, tail, permanent = e.out.Error, e.out.LogTail, e.out.Permanent
+	case e.fin != nil && e.fin.ExitCode == 0:
+		msg = "the job exited 0 but its result never reached the leader (reason " + batchsystem.Partition.String() + ")"
+	case e.fin != nil:
+		tail = msg
+		msg = fmt.Sprintf("exit code %d (%s)", e.fin.ExitCode, e.fin.Reason)
+		if e.fin.Message != "" {
+			msg += ": " + e.fin.Message
+		}
+	}
+	l.statsMu.Lock()
+	l.stats.Failed++
+	l.statsMu.Unlock()
+	l.log.Debug("job attempt failed", "job_id", j.ID.String(), "job_kind", j.Kind, "attempt", j.Tries+1, "err", msg)
+	l.g.attemptFailed(j, msg, tail, permanent)
+	return nil
+}
+
+func (l *Leader) succeed(tx jobstore.Tx, j *ljob, out *outcome) error {
+	result := []byte(out.Result)
+	var ids map[int64]JobID
+	if out.Graph != nil && len(out.Graph.Jobs) > 0 {
+		if err := out.Graph.validate(j.DisplayName()); err != nil {
+			l.g.attemptFailed(j, err.Error(), out.LogTail, true)
+			return nil
+		}
+		var err error
+		if ids, err = l.ingest(tx, out.Graph, j); err != nil {
+			if errors.Is(err, ErrBadInput) {
+				l.g.attemptFailed(j, err.Error(), out.LogTail, true)
+				return nil
+			}
+			return err
+		}
+	}
+	if hasPromises(result) {
+		var err error
+		if result, err = rewriteTemps(result, ids); err != nil {
+			l.g.attemptFailed(j, fmt.Sprintf("%v: job %s: result: %v", ErrBadInput, j.DisplayName(), err), out.LogTail, true)
+			return nil
+		}
+	}
+	if err := tx.PutResult(j.ID, result); err != nil {
+		return err
+	}
+	l.statsMu.Lock()
+	l.stats.Succeeded++
+	l.statsMu.Unlock()
+	l.g.bodyDone(j)
+	return nil
+}
+
+// issueReady hands ready jobs to the batch system, up to MaxIssued, in
+// batches that share one read transaction for their inputs.
+func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
+	for l.g.readyLen() > 0 {
+		room := l.g.readyLen()
+		if l.cfg.MaxIssued > 0 {
+			room = min(room, l.cfg.MaxIssued-len(l.issued))
+		}
+		if room <= 0 {
+			return nil
+		}
+		batch := make([]*ljob, 0, min(room, 4096))
+		for len(batch) < cap(batch) {
+			j := l.g.popReady()
+			if j == nil {
+				break
+			}
+			batch = append(batch, j)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		inputs := make([][]byte, len(batch))
+		var bad []event
+		err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
+			for i, j := range batch {
+				in, err := tx.Input(j.ID)
+				if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+					return err
+				}
+				if j.InputPromises {
+					if in, err = resolve(tx, in, 0); err != nil {
+						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: input: %v", j.DisplayName(), err), permanent: true})
+						batch[i] = nil
+						continue
+					}
+				}
+				inputs[i] = in
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("gaffer: reading job inputs: %w", err)
+		}
+		for i, j := range batch {
+			if j == nil {
+				continue
+			}
+			if e, ok := l.issue(ctx, j, inputs[i]); !ok {
+				bad = append(bad, e)
+			} else if l.stats.Issued == 1 {
+				l.statsMu.Lock()
+				l.stats.FirstIssue = time.Since(start)
+				l.statsMu.Unlock()
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.apply(ctx, bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// issue hands one job to the batch system, or returns the failure event.
+func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool) {
+	l.seq++
+	j.seq = l.seq
+	env := &envelope{
+		Job: j.ID, Kind: j.Kind, Name: j.Name, Attempt: j.Tries + 1, Epoch: l.meta.Epoch, Seq: j.seq,
+		WorkDir: l.cfg.WorkDir, Input: input,
+	}
+	spec := batchsystem.JobSpec{
+		JobID: j.ID.String(), Name: j.DisplayName(), Kind: j.Kind, Attempt: j.Tries + 1,
+		Requirements: l.cfg.fill(j.Requirements),
+	}
+	if l.inProc {
+		seq := j.seq
+		spec.Run = func(ctx context.Context) error {
+			tail := &tailBuffer{max: logTailMax}
+			out := runJob(ctx, env, tail, l.log.Handler())
+			if !out.OK {
+				out.LogTail = tail.String()
+			}
+			l.mailMu.Lock()
+			l.mail[seq] = out
+			l.mailMu.Unlock()
+			if !out.OK {
+				return errors.New(out.Error)
+			}
+			return nil
+		}
+	} else {
+		dir := l.jobDir(j.ID)
+		b, err := json.Marshal(env)
+		if err == nil {
+			if err = os.MkdirAll(dir, 0o755); err == nil {
+				err = writeFileAtomic(filepath.Join(dir, inputFile), b)
+			}
+		}
+		if err != nil {
+			return event{j: j, msg: fmt.Sprintf("writing the job's input to %s: %v", dir, err)}, false
+		}
+		spec.Dir = dir
+		spec.LogPath = filepath.Join(dir, logFile(l.meta.Epoch, j.seq))
+		spec.Command = append(slices.Clip(l.cfg.WorkerCommand), WorkerArg, dir)
+		spec.Env = l.cfg.WorkerEnv
+	}
+	id, err := l.bs.Issue(ctx, spec)
+	if err != nil {
+		if ctx.Err() != nil {
+			l.g.makeReady(j) // not the job's fault; it is issued again on resume
+			return event{}, true
+		}
+		return event{j: j, msg: fmt.Sprintf("job %s could not be issued: %v", j.DisplayName(), err),
+			permanent: errors.Is(err, batchsystem.ErrInsufficientResources)}, false
+	}
+	j.where, j.bsID = isIssued, id
+	l.issued[id] = j
+	l.statsMu.Lock()
+	l.stats.Issued++
+	l.statsMu.Unlock()
+	l.log.Debug("job issued", "job_id", j.ID.String(), "job_kind", j.Kind, "batch_id", id, "attempt", j.Tries+1)
+	return event{}, true
+}
+
+func (l *Leader) jobDir(id JobID) string {
+	return filepath.Join(l.cfg.WorkDir, "jobs", strconv.FormatUint(uint64(id), 10))
+}
+
+// adoptFinishedResults takes the results that workers of an earlier
+// leader wrote after it stopped: a job that finished while no leader was
+// running is not run again.
+func (l *Leader) adoptFinishedResults(ctx context.Context) error {
+	entries, err := os.ReadDir(filepath.Join(l.cfg.WorkDir, "jobs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("gaffer: reading job folders: %w", err)
+	}
+	var events []event
+	for _, e := range entries {
+		n, err := strconv.ParseUint(e.Name(), 10, 64)
+		if err != nil {
+			continue
+		}
+		j := l.g.jobs[JobID(n)]
+		dir := filepath.Join(l.cfg.WorkDir, "jobs", e.Name())
+		if j == nil || j.State != jobstore.StatePending {
+			os.RemoveAll(dir) // left over from a job already recorded
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "result.*.json"))
+		for _, f := range files {
+			out := readOutcome(f, j)
+			if out != nil && out.Attempt == j.Tries+1 && out.Epoch < l.meta.Epoch {
+				if j.where == inReady {
+					j.where = nowhere // its ready-queue entry goes stale
+				}
+				events = append(events, event{j: j, out: out})
+				l.cleanup = append(l.cleanup, dir)
+				break
+			}
+		}
+	}
+	if len(events) > 0 {
+		l.log.Info("adopted results written while no leader ran", "jobs", len(events))
+	}
+	return l.apply(ctx, events)
+}
+
+func (l *Leader) rootResult(ctx context.Context) (json.RawMessage, error) {
+	var v []byte
+	err := l.store.View(ctx, func(tx jobstore.ReadTx) (err error) { v, err = tx.RootResult(); return err })
+	return v, err
+}
+
+// failure builds the error that names every failed job.
+func (l *Leader) failure() error {
+	e := &FailedJobsError{Skipped: l.g.skipped}
+	for _, id := range l.g.failedOwn {
+		j := l.g.jobs[id]
+		if j == nil {
+			continue
+		}
+		e.Jobs = append(e.Jobs, FailedJob{ID: j.ID, Kind: j.Kind, Name: j.Name, Tries: j.Tries, Err: j.LastError, LogTail: j.LogTail})
+	}
+	slices.SortFunc(e.Jobs, func(a, b FailedJob) int { return int(a.ID) - int(b.ID) })
+	return e
+}
+
+// stuck explains a workflow in which nothing can run.
+func (l *Leader) stuck() error {
+	var b strings.Builder
+	b.WriteString("gaffer: no job can run and the workflow is not finished")
+	n := 0
+	for id, j := range l.g.jobs {
+		if j.State == jobstore.StatePending && n < 10 {
+			fmt.Fprintf(&b, "\n  - %s: %s", j.DisplayName(), l.g.why(id))
+			n++
+		}
+	}
+	return errors.New(b.String())
+}

@@ -1,0 +1,337 @@
+package gaffer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/gafferhq/gaffer/jobstore"
+)
+
+// placeholderKey marks a promise inside encoded JSON:
+// {"$gaffer.promise":{"job":12,"path":["Addr"]}}. A negative job is a
+// job being built, named by its temporary number; the leader rewrites it
+// to the stored ID when it stores the job.
+const placeholderKey = "$gaffer.promise"
+
+type placeholder struct {
+	Job  int64 `json:"job"`
+	Path []any `json:"path,omitempty"` // string keys and int indexes into the value
+}
+
+type promiseRef struct {
+	node *node          // a job being built, or
+	id   jobstore.JobID // a stored job
+	path []any
+}
+
+func (r *promiseRef) at(elem any) *promiseRef {
+	return &promiseRef{node: r.node, id: r.id, path: append(slices.Clip(r.path), elem)}
+}
+
+// Promise is the future return value of a job, or a part of it. Pass it
+// in the input of a job that runs after the promising job; the leader
+// resolves it before that job runs, and the job reads it with Value.
+//
+// A Promise can be the whole input (JobType.NewFrom), an element of a
+// Collect, or a field anywhere in an input struct. Once resolved, it
+// encodes as its plain value, so a job can pass a resolved promise on.
+type Promise[T any] struct {
+	ref *promiseRef
+	val T
+	ok  bool
+}
+
+// ErrUnresolved is returned by Promise.Value for a promise that has not
+// been resolved: one made in the running job rather than received in its
+// input.
+var ErrUnresolved = errors.New("gaffer: promise is not resolved yet; only promises received in a job's input have values")
+
+// Value returns the promised value.
+func (p Promise[T]) Value() (T, error) {
+	if !p.ok {
+		var zero T
+		return zero, ErrUnresolved
+	}
+	return p.val, nil
+}
+
+// Resolved returns a promise that is already fulfilled with v, for tests
+// and for code that takes either a promise or a value.
+func Resolved[T any](v T) Promise[T] { return Promise[T]{val: v, ok: true} }
+
+// MarshalJSON writes the value of a resolved promise, or a placeholder.
+func (p Promise[T]) MarshalJSON() ([]byte, error) {
+	if p.ok {
+		return json.Marshal(p.val)
+	}
+	if p.ref == nil {
+		return nil, errors.New("gaffer: zero Promise: make promises with Job.Result")
+	}
+	id := int64(p.ref.id)
+	if p.ref.node != nil {
+		id = p.ref.node.tmp
+	}
+	return json.Marshal(map[string]placeholder{placeholderKey: {Job: id, Path: p.ref.path}})
+}
+
+// UnmarshalJSON reads a resolved value, or a placeholder.
+func (p *Promise[T]) UnmarshalJSON(b []byte) error {
+	if ph, ok := parsePlaceholder(b); ok {
+		*p = Promise[T]{ref: &promiseRef{id: jobstore.JobID(ph.Job), path: ph.Path}}
+		return nil
+	}
+	*p = Promise[T]{ok: true}
+	return json.Unmarshal(b, &p.val)
+}
+
+func (p Promise[T]) encode() ([]byte, error) { return p.MarshalJSON() }
+
+func parsePlaceholder(b []byte) (placeholder, bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' || !bytes.Contains(b, promiseMarker) {
+		return placeholder{}, false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil || len(m) != 1 {
+		return placeholder{}, false
+	}
+	raw, ok := m[placeholderKey]
+	if !ok {
+		return placeholder{}, false
+	}
+	var ph placeholder
+	if json.Unmarshal(raw, &ph) != nil {
+		return placeholder{}, false
+	}
+	return ph, true
+}
+
+func derive[T, U any](p Promise[T], elem any) Promise[U] {
+	if p.ok {
+		// Navigate the resolved value through its JSON form.
+		var out Promise[U]
+		b, err := json.Marshal(p.val)
+		if err == nil {
+			if v, err := navigate(b, []any{elem}); err == nil && json.Unmarshal(v, &out.val) == nil {
+				out.ok = true
+			}
+		}
+		return out
+	}
+	if p.ref == nil {
+		return Promise[U]{}
+	}
+	return Promise[U]{ref: p.ref.at(elem)}
+}
+
+// Index is a promise of element i of a promised slice.
+func Index[E any](p Promise[[]E], i int) Promise[E] { return derive[[]E, E](p, i) }
+
+// Key is a promise of the value under key in a promised map.
+func Key[V any](p Promise[map[string]V], key string) Promise[V] {
+	return derive[map[string]V, V](p, key)
+}
+
+// Field is a promise of one field of a promised struct, named as it
+// appears in the struct's JSON (its json tag, or its Go name):
+// Field[string](server.Result(), "Addr").
+func Field[F, T any](p Promise[T], name string) Promise[F] { return derive[T, F](p, name) }
+
+// Input is a job's whole input: a Value, a Promise, or a Collect.
+type Input[T any] interface {
+	encode() ([]byte, error)
+}
+
+type valueInput[T any] struct{ v T }
+
+func (v valueInput[T]) encode() ([]byte, error) { return json.Marshal(v.v) }
+
+// Value is an input known now.
+func Value[T any](v T) Input[T] { return valueInput[T]{v} }
+
+type collectInput[T any] []Input[T]
+
+func (c collectInput[T]) encode() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i, in := range c {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		b, err := in.encode()
+		if err != nil {
+			return nil, fmt.Errorf("element %d: %w", i, err)
+		}
+		buf.Write(b)
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), nil
+}
+
+// Collect gathers inputs, typically promises of many jobs' results, into
+// one slice input: the follow-on of a fan-out takes Collect(results...).
+func Collect[T any](ins ...Input[T]) Input[[]T] { return collectInput[T](ins) }
+
+// Promises converts promises to inputs, for Collect.
+func Promises[T any](ps []Promise[T]) []Input[T] {
+	out := make([]Input[T], len(ps))
+	for i, p := range ps {
+		out[i] = p
+	}
+	return out
+}
+
+// mapPlaceholders decodes JSON b, replaces every placeholder with what fn
+// returns for it, and encodes the result. Numbers keep their text.
+func mapPlaceholders(b []byte, fn func(placeholder) ([]byte, error)) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	v, err := walkPlaceholders(v, fn)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+func walkPlaceholders(v any, fn func(placeholder) ([]byte, error)) (any, error) {
+	switch t := v.(type) {
+	case map[string]any:
+		if raw, ok := t[placeholderKey]; ok && len(t) == 1 {
+			ph, err := toPlaceholder(raw)
+			if err != nil {
+				return nil, err
+			}
+			out, err := fn(ph)
+			if err != nil {
+				return nil, err
+			}
+			return json.RawMessage(out), nil
+		}
+		for k, e := range t {
+			r, err := walkPlaceholders(e, fn)
+			if err != nil {
+				return nil, err
+			}
+			t[k] = r
+		}
+	case []any:
+		for i, e := range t {
+			r, err := walkPlaceholders(e, fn)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = r
+		}
+	}
+	return v, nil
+}
+
+func toPlaceholder(raw any) (placeholder, error) {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return placeholder{}, fmt.Errorf("malformed promise placeholder %v", raw)
+	}
+	var ph placeholder
+	n, ok := m["job"].(json.Number)
+	if !ok {
+		return ph, fmt.Errorf("malformed promise placeholder %v", raw)
+	}
+	id, err := n.Int64()
+	if err != nil {
+		return ph, fmt.Errorf("malformed promise placeholder %v", raw)
+	}
+	ph.Job = id
+	if p, ok := m["path"].([]any); ok {
+		for _, e := range p {
+			switch x := e.(type) {
+			case string:
+				ph.Path = append(ph.Path, x)
+			case json.Number:
+				i, err := x.Int64()
+				if err != nil {
+					return ph, fmt.Errorf("malformed promise path element %v", x)
+				}
+				ph.Path = append(ph.Path, int(i))
+			default:
+				return ph, fmt.Errorf("malformed promise path element %v", e)
+			}
+		}
+	}
+	return ph, nil
+}
+
+func placeholderJSON(ph placeholder) []byte {
+	b, _ := json.Marshal(map[string]placeholder{placeholderKey: ph})
+	return b
+}
+
+// navigate returns the part of JSON value b at path.
+func navigate(b []byte, path []any) ([]byte, error) {
+	if len(path) == 0 {
+		return b, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	for i, e := range path {
+		if m, ok := v.(map[string]any); ok {
+			if _, isPh := m[placeholderKey]; isPh && len(m) == 1 {
+				// The value is itself a promise: hand back a narrower one.
+				ph, err := toPlaceholder(m[placeholderKey])
+				if err != nil {
+					return nil, err
+				}
+				ph.Path = append(ph.Path, path[i:]...)
+				return placeholderJSON(ph), nil
+			}
+		}
+		switch k := e.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("path element %q: value is not an object", k)
+			}
+			if v, ok = m[k]; !ok {
+				return nil, fmt.Errorf("path element %q: no such field", k)
+			}
+		case int:
+			a, ok := v.([]any)
+			if !ok {
+				return nil, fmt.Errorf("path element %d: value is not an array", k)
+			}
+			if k < 0 || k >= len(a) {
+				return nil, fmt.Errorf("path element %d: index out of range [0,%d)", k, len(a))
+			}
+			v = a[k]
+		default:
+			return nil, fmt.Errorf("path element %v: not a key or an index", e)
+		}
+	}
+	return json.Marshal(v)
+}
+
+func pathString(p []any) string {
+	var b []byte
+	for _, e := range p {
+		switch k := e.(type) {
+		case int:
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(k), 10)
+			b = append(b, ']')
+		default:
+			b = fmt.Appendf(b, ".%v", k)
+		}
+	}
+	return string(b)
+}

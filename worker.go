@@ -1,0 +1,198 @@
+package gaffer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// WorkerArg is the first argument that starts a program in worker mode.
+const WorkerArg = "__gaffer_worker__"
+
+// ServeWorker turns the program into a gaffer worker when it was started
+// as one, and returns at once otherwise. Call it first thing in main (and
+// in TestMain, for tests that use subprocess workers):
+//
+//	func main() {
+//		gaffer.ServeWorker()
+//		...
+//	}
+//
+// In worker mode it runs one job and exits the process: it reads the
+// job's input from the job's folder, runs the registered function, writes
+// the result (return value, new successors, timings) to the folder by
+// temporary file and rename, and exits 0 on success, 1 on failure.
+func ServeWorker() {
+	if len(os.Args) < 2 || os.Args[1] != WorkerArg {
+		return
+	}
+	os.Exit(workerMain(os.Args[2:]))
+}
+
+// envelope is a job's input file: everything a worker needs.
+type envelope struct {
+	Job     JobID           `json:"job"`
+	Kind    string          `json:"kind"`
+	Name    string          `json:"name,omitempty"`
+	Attempt int             `json:"attempt"`
+	Epoch   uint64          `json:"epoch"`
+	Seq     uint64          `json:"seq"`
+	WorkDir string          `json:"work_dir"`
+	Input   json.RawMessage `json:"input"`
+}
+
+// outcome is what running a job produced: the result file's content.
+type outcome struct {
+	Job       JobID           `json:"job"`
+	Attempt   int             `json:"attempt"`
+	Epoch     uint64          `json:"epoch"`
+	Seq       uint64          `json:"seq"`
+	OK        bool            `json:"ok"`
+	Error     string          `json:"error,omitempty"`
+	Permanent bool            `json:"permanent,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Graph     *fragment       `json:"graph,omitempty"`
+	LogTail   string          `json:"log_tail,omitempty"`
+	Started   time.Time       `json:"started"`
+	Ended     time.Time       `json:"ended"`
+}
+
+const (
+	inputFile  = "input.json"
+	logTailMax = 4 << 10
+)
+
+func resultFile(epoch, seq uint64) string { return fmt.Sprintf("result.%d.%d.json", epoch, seq) }
+func logFile(epoch, seq uint64) string    { return fmt.Sprintf("log.%d.%d.txt", epoch, seq) }
+
+// runJob runs one job body and reports what it produced. It never
+// panics: a panic in the body is a failure of the job.
+func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.Handler) (out *outcome) {
+	out = &outcome{Job: env.Job, Attempt: env.Attempt, Epoch: env.Epoch, Seq: env.Seq, Started: time.Now()}
+	jc := newJobContext(env.Job, env.Kind, env.Name, env.Attempt, env.WorkDir, logOut, logBase)
+	defer func() {
+		jc.cleanup()
+		if r := recover(); r != nil {
+			out.OK, out.Error = false, fmt.Sprintf("panic: %v\n%s", r, debug.Stack())
+		}
+		out.Ended = time.Now()
+	}()
+	reg, ok := lookupType(env.Kind)
+	if !ok {
+		out.Error = fmt.Errorf("%w: job %s has type %q, which this program has not registered", ErrUnknownJobType, jc.display(), env.Kind).Error()
+		out.Permanent = true
+		return out
+	}
+	res, err := reg.run(ctx, jc, env.Input)
+	if err == nil {
+		out.Graph, err = collect(jc.self, append(slices2(jc.self.children), jc.self.followOns...))
+		if err != nil {
+			err = &permanentError{fmt.Errorf("job %s: %w", jc.display(), err)}
+		}
+	}
+	if err != nil {
+		var pe *permanentError
+		out.Permanent = errors.As(err, &pe)
+		out.Error = err.Error()
+		out.Graph = nil
+		return out
+	}
+	out.OK, out.Result = true, res
+	return out
+}
+
+func slices2(s []*node) []*node { return append([]*node(nil), s...) }
+
+func workerMain(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintf(os.Stderr, "gaffer worker: want one argument, the job folder; got %q\n", args)
+		return 2
+	}
+	dir := args[0]
+	b, err := os.ReadFile(filepath.Join(dir, inputFile))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gaffer worker: %v\n", err)
+		return 3
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		fmt.Fprintf(os.Stderr, "gaffer worker: %s: %v\n", filepath.Join(dir, inputFile), err)
+		return 3
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	out := runJob(ctx, &env, os.Stderr, nil)
+	if !out.OK {
+		fmt.Fprintf(os.Stderr, "gaffer worker: job %s failed: %s\n", env.Job, out.Error)
+	}
+	if err := writeResult(dir, out); err != nil {
+		fmt.Fprintf(os.Stderr, "gaffer worker: %v\n", err)
+		return 4
+	}
+	if !out.OK {
+		return 1
+	}
+	return 0
+}
+
+// writeResult writes the outcome into the job's folder atomically: a
+// leader that reads it sees all of it or none.
+func writeResult(dir string, out *outcome) error {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("encoding result: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, resultFile(out.Epoch, out.Seq)), b)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// readTail returns the last max bytes of the file at path, or "".
+func readTail(path string, max int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := st.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	b := make([]byte, st.Size()-off)
+	n, _ := f.ReadAt(b, off)
+	return string(b[:n])
+}
