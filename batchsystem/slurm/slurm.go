@@ -31,7 +31,8 @@ type BatchSystem struct {
 	stopCtx    context.Context // cancelled when the poller must stop mid-command
 	stopCancel context.CancelFunc
 
-	polls atomic.Int64 // query sets run, for tests and figures
+	polls      atomic.Int64  // query sets run, for tests and figures
+	retryDelay time.Duration // first wait before retrying sbatch; doubles
 }
 
 // job is one issued (or adopted) job.
@@ -81,6 +82,7 @@ func New(opts Options) (*BatchSystem, error) {
 		pollDone:   make(chan struct{}),
 		stopCtx:    ctx,
 		stopCancel: cancel,
+		retryDelay: 500 * time.Millisecond,
 	}
 	go b.pollLoop()
 	return b, nil

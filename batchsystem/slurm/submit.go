@@ -203,7 +203,7 @@ func (b *BatchSystem) submit(ctx context.Context, spec batchsystem.JobSpec) (str
 	if err != nil {
 		return "", err
 	}
-	delay := 500 * time.Millisecond
+	delay := b.retryDelay
 	for attempt := 0; ; attempt++ {
 		out, err := b.run(ctx, "sbatch", args...)
 		if err == nil {
