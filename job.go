@@ -87,7 +87,7 @@ func (n *node) addEdge(s *node, followOn bool) {
 	case s == n:
 		n.err = &GraphError{Problem: "a job cannot be its own successor", Jobs: []string{n.display()}}
 		return
-	case slices.Contains(n.children, s) || slices.Contains(n.followOns, s):
+	case slices.Contains(s.preds, n): // a job's predecessors are few; its successors may be 100,000s
 		n.err = &GraphError{Problem: "successor added twice", Jobs: []string{n.display(), s.display()}}
 		return
 	case n.sealed || s.sealed:

@@ -1,0 +1,14 @@
+package gaffer_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/gafferhq/gaffer"
+)
+
+// TestMain lets this test binary serve as the worker of subprocess jobs.
+func TestMain(m *testing.M) {
+	gaffer.ServeWorker()
+	os.Exit(m.Run())
+}
