@@ -317,7 +317,7 @@ func TestSubmitRetriesTransientErrors(t *testing.T) {
 		}
 		return []byte("77\n"), nil
 	})
-	b, err := New(Options{Runner: r})
+	b, err := New(Options{Runner: r, PollInterval: time.Millisecond})
 	require.NoError(t, err)
 	b.retryDelay = time.Millisecond
 	defer b.Shutdown(context.Background())
