@@ -9,6 +9,7 @@ Protocol: one JSON request per line on stdin, one JSON answer per line on
 stdout, until stdin closes.
 
   request: {"nodes": [shape, ...], "jobs": [[shape, count], ...], "target": seconds}
+       or: {"overhead": [shape, ...]}   # answer: {"shapes": [shape after overhead, ...]}
   shape:   {"wall": seconds, "mem": bytes, "cores": number, "disk": bytes, "pre": bool}
   answer:  {"nodes": [count per request node, in request order],
             "unfit": [[shape, count], ...]}   # unfit counts are job counts
@@ -17,7 +18,7 @@ import json
 import sys
 
 from toil.provisioners.abstractProvisioner import Shape
-from toil.provisioners.clusterScaler import binPacking
+from toil.provisioners.clusterScaler import ClusterScaler, binPacking
 
 
 def shape(d):
@@ -29,6 +30,11 @@ def plain(s):
 
 
 def answer(req):
+    if "overhead" in req:
+        # _reserve_overhead only uses the two overhead helpers, so a bare
+        # instance (no provisioner, no leader) is enough to call it.
+        bare = ClusterScaler.__new__(ClusterScaler)
+        return {"shapes": [plain(bare._reserve_overhead(shape(s))) for s in req["overhead"]]}
     nodes = [shape(n) for n in req["nodes"]]
     jobs = []
     for s, count in req["jobs"]:
