@@ -47,4 +47,3 @@ func BenchmarkFanoutInProcess(b *testing.B) {
 func BenchmarkFanoutSubprocess(b *testing.B) {
 	b.Run("2000", func(b *testing.B) { benchFanout(b, 2000, local.Subprocess) })
 }
-

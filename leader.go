@@ -689,7 +689,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 		b, err := json.Marshal(env)
 		if err == nil {
 			if err = os.MkdirAll(dir, 0o755); err == nil {
-				err = writeFileAtomic(filepath.Join(dir, inputFile), b)
+				err = writeFileAtomic(filepath.Join(dir, inputFile), b, false)
 			}
 		}
 		if err != nil {

@@ -7,8 +7,12 @@ import (
 	"github.com/gafferhq/gaffer"
 )
 
-// TestMain lets this test binary serve as the worker of subprocess jobs.
+// TestMain lets this test binary serve as the worker of subprocess jobs,
+// and as a leader process that a test can kill.
 func TestMain(m *testing.M) {
 	gaffer.ServeWorker()
+	if store := os.Getenv(envLeaderStore); store != "" {
+		os.Exit(leaderMain(store))
+	}
 	os.Exit(m.Run())
 }

@@ -152,17 +152,21 @@ func writeResult(dir string, out *outcome) error {
 	if err != nil {
 		return fmt.Errorf("encoding result: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, resultFile(out.Epoch, out.Seq)), b)
+	return writeFileAtomic(filepath.Join(dir, resultFile(out.Epoch, out.Seq)), b, true)
 }
 
-func writeFileAtomic(path string, b []byte) error {
+// writeFileAtomic writes b to path by temporary file and rename. With
+// sync, the data reaches the disk before the rename: a worker's result
+// must survive a machine crash; the leader's input files need not, since
+// the leader writes them again whenever it issues the job.
+func writeFileAtomic(path string, b []byte, sync bool) error {
 	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

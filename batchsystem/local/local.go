@@ -313,27 +313,35 @@ func (s *System) launchLocked(j *job) {
 		}()
 		return
 	}
+	// Starting a process takes milliseconds; do it outside the lock so
+	// that Issue returns at once and the leader keeps committing.
+	go s.spawn(j)
+}
+
+func (s *System) spawn(j *job) {
 	cmd, err := s.command(j.spec)
 	if err == nil {
 		err = cmd.Start()
 	}
 	if err != nil {
-		// Reported as a job that could not run, not as an Issue error:
-		// Issue has already returned by the time a queued job starts.
-		go s.finish(j, batchsystem.ExitUnavailable, "could not start worker: "+err.Error())
+		s.finish(j, batchsystem.ExitUnavailable, "could not start worker: "+err.Error())
 		return
 	}
+	s.mu.Lock()
 	j.cmd = cmd
-	go func() {
-		err := cmd.Wait()
-		// Kill whatever the worker left behind in its process group.
+	if j.killed {
+		// Killed while starting.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if f, ok := cmd.Stdout.(*os.File); ok {
-			f.Close()
-		}
-		code, msg := exitCode(err)
-		s.finish(j, code, msg)
-	}()
+	}
+	s.mu.Unlock()
+	err = cmd.Wait()
+	// Kill whatever the worker left behind in its process group.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if f, ok := cmd.Stdout.(*os.File); ok {
+		f.Close()
+	}
+	code, msg := exitCode(err)
+	s.finish(j, code, msg)
 }
 
 // ExitCoder is implemented by errors that carry a process-style exit
