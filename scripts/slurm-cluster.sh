@@ -15,7 +15,7 @@
 # stdin and CI=true. Settings, all optional, through the environment:
 #
 #   GAFFER_SLURM_ACCOUNTING=slurmdbd|jobcomp  default slurmdbd (see below)
-#   GAFFER_SLURM_CPUS=N       CPUs the node offers (default: max(nproc, 8));
+#   GAFFER_SLURM_CPUS=N       CPUs the node offers (default: max(nproc, 32));
 #                             more than the machine has is allowed on purpose,
 #                             so tests can run many small jobs at once
 #   GAFFER_SLURM_MEM_MB=N     memory the node offers in MiB (default: the machine's)
@@ -112,7 +112,7 @@ install_packages() {
 write_config() {
 	local cpus mem tmp real_cpus extra=""
 	real_cpus=$(nproc)
-	cpus=${GAFFER_SLURM_CPUS:-$((real_cpus > 8 ? real_cpus : 8))}
+	cpus=${GAFFER_SLURM_CPUS:-$((real_cpus > 32 ? real_cpus : 32))}
 	mem=${GAFFER_SLURM_MEM_MB:-$(awk '/^MemTotal:/ {print int($2 / 1024) - 256}' /proc/meminfo)}
 	tmp=${GAFFER_SLURM_TMP_MB:-$(df -Pm /tmp | awk 'NR == 2 {print $2}')}
 	# A node that claims more than slurmd detects is drained unless told to
