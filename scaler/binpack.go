@@ -43,12 +43,13 @@ var ErrBadShape = errors.New("scaler: invalid shape")
 //     time 0 may extend a reservation past its end by whole node slices;
 //   - otherwise a new node is reserved, as many slices long as the job needs.
 //
-// It adds two shortcuts that change no decision: identical job shapes
-// resume the search where the previous one of their group was placed
-// (the reservations before it rejected this shape and have not changed
-// since), and reservations are skipped when none of the slices where a job
-// could start has enough of some resource (a per-reservation and
-// per-block upper bound on free resources).
+// It adds shortcuts that change no decision: identical job shapes resume
+// the search at the reservation, and the slice in it, where the previous
+// one of their group was placed (what comes before refused this very
+// shape and has not changed since); and reservations are skipped when
+// none of the slices where a job could start has enough of some resource
+// (upper bounds on free resources per reservation, per 32 and per 1024
+// reservations).
 //
 // A node shape with a WallTime of 0 or less, or cores that are NaN, is an
 // error wrapping ErrBadShape. A targetTime of 0 or less means jobs may only
@@ -75,11 +76,14 @@ func BinPack(nodes []Shape, jobs []ShapeCount, targetTime time.Duration) (Packin
 			sorted = append(sorted, j)
 		}
 	}
-	slices.SortStableFunc(sorted, func(a, b ShapeCount) int { return b.Shape.Compare(a.Shape) })
+	// Not stable: groups that compare equal have identical shapes, and
+	// pack the same in either order.
+	slices.SortFunc(sorted, func(a, b ShapeCount) int { return b.Shape.Compare(a.Shape) })
 
 	p := packer{target: targetTime}
 	var out Packing
-	for _, g := range sorted {
+	for gi, g := range sorted {
+		p.group = int32(gi + 1)
 		k := slices.IndexFunc(bins, func(b bin) bool { return b.shape.fits(g.Shape) })
 		if k < 0 {
 			out.Unfit = append(out.Unfit, g)
@@ -112,17 +116,38 @@ type slot struct {
 
 // bin holds the reservations of one node shape.
 type bin struct {
-	shape  Shape
-	heads  []int32 // first slot of each reservation (node)
-	bounds []Shape // per reservation: most free memory, cores, disk among slices a job may start in
-	blocks []Shape // the same bound over blockSize reservations at a time
+	shape Shape
+	heads []int32 // first slot of each reservation (node)
+	hints []hint  // per reservation: where the current group last started a job
+	// bounds holds, per reservation, at least the most free memory, cores
+	// and disk among the slices a job may start in (an upper bound: it is
+	// made exact when a job is refused, and only shrinks otherwise).
+	// blocks and supers hold the same over blockSize and superSize
+	// reservations.
+	bounds, blocks, supers []Shape
 }
 
-const blockSize = 32
+// hint lets a job resume the search of a reservation at the slice where
+// the previous job of its group started. The slices before it are the
+// same as when they refused that identical job, and Toil's scan reaches
+// that slice in the same state (start there, nothing accumulated), so the
+// decision does not change.
+type hint struct {
+	group int32 // the group it is valid for
+	slot  int32
+	at    time.Duration // the slice's start time
+}
+
+const (
+	blockSize   = 32
+	superSize   = blockSize * blockSize
+	eagerSlices = 16 // see place
+)
 
 type packer struct {
 	slots  []slot // all reservations' slices, linked through next
 	target time.Duration
+	group  int32 // the group of identical job shapes being packed
 }
 
 func (p *packer) add(s Shape) int32 {
@@ -139,16 +164,31 @@ func covers(b, job Shape) bool {
 // place tries the reservations of b from index from on and returns the
 // index of the one that took the job.
 func (p *packer) place(b *bin, job Shape, from int) (int, bool) {
-	for blk := from / blockSize; blk < len(b.blocks); blk++ {
-		if !covers(b.blocks[blk], job) {
+	for sb := from / superSize; sb < len(b.supers); sb++ {
+		if !covers(b.supers[sb], job) {
 			continue
 		}
-		lo := max(blk*blockSize, from)
-		hi := min((blk+1)*blockSize, len(b.heads))
-		for i := lo; i < hi; i++ {
-			if covers(b.bounds[i], job) && p.attempt(b.heads[i], job, b.shape) {
-				p.rebound(b, i)
-				return i, true
+		for blk := max(sb*blockSize, from/blockSize); blk < min((sb+1)*blockSize, len(b.blocks)); blk++ {
+			if !covers(b.blocks[blk], job) {
+				continue
+			}
+			for i := max(blk*blockSize, from); i < min((blk+1)*blockSize, len(b.heads)); i++ {
+				if !covers(b.bounds[i], job) {
+					continue
+				}
+				h := b.hints[i]
+				if h.group != p.group {
+					h = hint{p.group, b.heads[i], 0}
+				}
+				if at, t, ok := p.attempt(b.heads[i], h.slot, h.at, job, b.shape); ok {
+					b.hints[i] = hint{p.group, at, t}
+					// Tighten the bound while it is cheap; a node cut in
+					// many slices keeps its loose bound until it refuses
+					// a job.
+					p.rebound(b, i, eagerSlices)
+					return i, true
+				}
+				p.rebound(b, i, -1)
 			}
 		}
 	}
@@ -169,24 +209,32 @@ func (p *packer) reserve(b *bin, job Shape) {
 		tail = n
 	}
 	b.heads = append(b.heads, head)
-	b.bounds = append(b.bounds, Shape{})
+	b.hints = append(b.hints, hint{p.group, head, 0})
+	b.bounds = append(b.bounds, noRoom)
 	if len(b.heads) > len(b.blocks)*blockSize {
-		b.blocks = append(b.blocks, Shape{})
+		b.blocks = append(b.blocks, noRoom)
 	}
-	p.rebound(b, len(b.heads)-1)
+	if len(b.blocks) > len(b.supers)*blockSize {
+		b.supers = append(b.supers, noRoom)
+	}
+	p.rebound(b, len(b.heads)-1, -1)
 }
 
 // attempt is Toil's NodeReservation.attemptToAddJob: find a run of slices
 // starting no later than the target time, all with room for job, covering
-// its wall time; take the job's resources from them.
-func (p *packer) attempt(head int32, job, node Shape) bool {
-	start, end := head, head
-	var avail, startTime time.Duration
+// its wall time; take the job's resources from them. The scan begins at
+// slice from, which starts at time at (head and 0 for a full scan). It
+// returns the slice where the job starts and that slice's start time.
+func (p *packer) attempt(head, from int32, at time.Duration, job, node Shape) (int32, time.Duration, bool) {
+	start, end := from, from
+	var avail time.Duration
+	startTime := at
 	for {
 		e := p.slots[end].free
 		if e.fits(job) {
 			avail += e.WallTime
 			if avail >= job.WallTime {
+				first, firstAt := start, startTime
 				var t time.Duration
 				for start != end {
 					s := &p.slots[start]
@@ -195,7 +243,7 @@ func (p *packer) attempt(head int32, job, node Shape) bool {
 					start = s.next
 				}
 				p.occupyEnd(end, job, t)
-				return true
+				return first, firstAt, true
 			}
 			if p.slots[end].next < 0 && start == head {
 				// The job fits from time 0 to the end of the node but runs
@@ -205,7 +253,7 @@ func (p *packer) attempt(head int32, job, node Shape) bool {
 			}
 		} else {
 			if startTime+avail+e.WallTime > p.target {
-				return false
+				return 0, 0, false
 			}
 			// Delay the job's start past this slice.
 			start = p.slots[end].next
@@ -214,7 +262,7 @@ func (p *packer) attempt(head int32, job, node Shape) bool {
 		}
 		next := p.slots[end].next
 		if next < 0 {
-			return false
+			return 0, 0, false
 		}
 		end = next
 	}
@@ -247,27 +295,63 @@ func minus(s, job Shape) Shape {
 	return s
 }
 
-// rebound recomputes the bound of reservation i and of its block. A job
-// can only start in a slice beginning no later than the target time (the
-// first slice always qualifies), so only those slices count.
-func (p *packer) rebound(b *bin, i int) {
-	bd := Shape{Memory: math.MinInt64, Cores: math.Inf(-1), Disk: math.MinInt64}
+// rebound recomputes the bound of reservation i, its block's and its
+// super-block's. A job can only start in a slice beginning no later than
+// the target time (the first slice always qualifies), so only those
+// slices count. With a limit of 0 or more, rebound gives up (keeping the
+// old, looser bound) when there are more slices than that to look at.
+func (p *packer) rebound(b *bin, i int, limit int) {
+	bd := noRoom
 	var t time.Duration
-	for s := b.heads[i]; s >= 0; s = p.slots[s].next {
-		f := p.slots[s].free
-		bd.Memory, bd.Cores, bd.Disk = max(bd.Memory, f.Memory), max(bd.Cores, f.Cores), max(bd.Disk, f.Disk)
-		t += f.WallTime
+	for s, n := b.heads[i], 0; s >= 0; s, n = p.slots[s].next, n+1 {
+		if limit >= 0 && n > limit {
+			return
+		}
+		bd = widest(bd, p.slots[s].free)
+		t += p.slots[s].free.WallTime
 		if t > p.target {
 			break
 		}
 	}
+	old := b.bounds[i]
+	if bd == old {
+		return
+	}
 	b.bounds[i] = bd
 	blk := i / blockSize
-	m := Shape{Memory: math.MinInt64, Cores: math.Inf(-1), Disk: math.MinInt64}
-	for _, x := range b.bounds[blk*blockSize : min((blk+1)*blockSize, len(b.bounds))] {
-		m.Memory, m.Cores, m.Disk = max(m.Memory, x.Memory), max(m.Cores, x.Cores), max(m.Disk, x.Disk)
+	oldBlk := b.blocks[blk]
+	b.blocks[blk] = lift(oldBlk, old, bd, b.bounds[blk*blockSize:min((blk+1)*blockSize, len(b.bounds))])
+	if b.blocks[blk] == oldBlk {
+		return
 	}
-	b.blocks[blk] = m
+	sb := blk / blockSize
+	b.supers[sb] = lift(b.supers[sb], oldBlk, b.blocks[blk], b.blocks[sb*blockSize:min((sb+1)*blockSize, len(b.blocks))])
+}
+
+// lift returns the new widest of children, which was prev, after one child
+// went from old to nw: a full recount only when the child that shrank was
+// the widest in that resource.
+func lift(prev, old, nw Shape, children []Shape) Shape {
+	if (nw.Memory < old.Memory && old.Memory == prev.Memory) ||
+		(nw.Cores < old.Cores && old.Cores == prev.Cores) ||
+		(nw.Disk < old.Disk && old.Disk == prev.Disk) {
+		return widestOf(children)
+	}
+	return widest(prev, nw)
+}
+
+var noRoom = Shape{Memory: math.MinInt64, Cores: math.Inf(-1), Disk: math.MinInt64}
+
+func widest(a, b Shape) Shape {
+	return Shape{Memory: max(a.Memory, b.Memory), Cores: max(a.Cores, b.Cores), Disk: max(a.Disk, b.Disk)}
+}
+
+func widestOf(s []Shape) Shape {
+	m := noRoom
+	for _, x := range s {
+		m = widest(m, x)
+	}
+	return m
 }
 
 // Constraint is one resource that keeps a job off a node type.
