@@ -303,7 +303,7 @@ func (b *BatchSystem) Kill(ctx context.Context, ids []batchsystem.ID) error {
 	}
 	victims := b.markKilled(ids)
 	b.mu.Unlock()
-	return b.cancelAndWait(ctx, victims)
+	return b.cancelAndWait(ctx, victims, nil)
 }
 
 // markKilled marks jobs killed and returns those Slurm must stop; b.mu
@@ -327,9 +327,9 @@ func (b *BatchSystem) markKilled(ids []batchsystem.ID) []*job {
 }
 
 // cancelAndWait runs scancel for victims and waits for the poller to see
-// them stop.
-func (b *BatchSystem) cancelAndWait(ctx context.Context, victims []*job) error {
-	if len(victims) == 0 {
+// them, and the jobs in alsoWait (cancelled earlier), stop.
+func (b *BatchSystem) cancelAndWait(ctx context.Context, victims, alsoWait []*job) error {
+	if len(victims)+len(alsoWait) == 0 {
 		return nil
 	}
 	var slurmIDs []string
@@ -361,7 +361,7 @@ func (b *BatchSystem) cancelAndWait(ctx context.Context, victims []*job) error {
 	}
 	timer := time.NewTimer(b.opts.KillTimeout)
 	defer timer.Stop()
-	for _, j := range victims {
+	for _, j := range append(victims, alsoWait...) {
 		select {
 		case <-j.stopped:
 		case <-ctx.Done():
@@ -407,19 +407,7 @@ func (b *BatchSystem) Shutdown(ctx context.Context) error {
 	victims := b.markKilled(ids)
 	b.mu.Unlock()
 
-	err := b.cancelAndWait(ctx, victims)
-	if err == nil {
-		for _, j := range pending {
-			select {
-			case <-j.stopped:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-			if err != nil {
-				break
-			}
-		}
-	}
+	err := b.cancelAndWait(ctx, victims, pending)
 	close(b.stopPoll)
 	b.stopCancel()
 	<-b.pollDone
