@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +12,21 @@ import (
 	"github.com/gafferhq/gaffer/scaler"
 	"github.com/gafferhq/gaffer/scaler/simcluster"
 )
+
+// cpuTime is the process's user and system CPU time so far. Benchmarks
+// report it per op next to wall time, because on a shared machine wall
+// time also counts other processes' turns.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+}
 
 // tenTypes is a spread of node types like a cloud's general-purpose,
 // compute and memory families, two of them preemptible.
@@ -73,6 +89,7 @@ func distinctJobs(n int) []scaler.ShapeCount {
 func benchPack(b *testing.B, jobs []scaler.ShapeCount) {
 	nodes := usable(tenTypes())
 	var total int
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		p, err := scaler.BinPack(nodes, jobs, 30*time.Minute)
 		if err != nil {
@@ -119,6 +136,7 @@ func BenchmarkStep100kIssuedJobs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		if _, err := s.Step(context.Background()); err != nil {
 			b.Fatal(err)
@@ -151,6 +169,7 @@ func BenchmarkSimulated100kJobs(b *testing.B) {
 		runtimes[k.name] = k.run
 	}
 	var st simcluster.Stats
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		c, err := simcluster.New(simcluster.Config{NodeTypes: types, BootTime: 2 * time.Minute,
 			Runtime: func(s batchsystem.JobSpec) time.Duration { return runtimes[s.Kind] }})
