@@ -186,6 +186,15 @@ func TestClusterKill(t *testing.T) {
 		return err == nil && r[id] > 0
 	}, time.Minute, 50*time.Millisecond, "job never ran")
 
+	rec, err := b.Describe(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, "RUNNING", rec["JobState"])
+	require.True(t, strings.HasSuffix(rec["StdOut"], "worker.log"), rec["StdOut"])
+	require.Equal(t, rec["StdOut"], rec["StdErr"], "stdout and stderr share LogPath")
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.SchedulingStatus(pending), "JobHeldUser")
+	}, time.Minute, 50*time.Millisecond, "the pending reason reaches SchedulingStatus")
+
 	require.NoError(t, b.Kill(t.Context(), []batchsystem.ID{id, pending, 424242}))
 	require.Empty(t, activeInSlurm(t, []string{sid, psid}), "Kill returns once Slurm shows the jobs stopped")
 	issued, err := b.Issued(t.Context())

@@ -134,6 +134,14 @@ func (f *fakeSlurm) Run(ctx context.Context, name string, args ...string) ([]byt
 			fmt.Fprintf(&sb, "%s.batch\x1f%s\x1f%s\x1f%s\x1fbatch\n", id, j.state, j.exitPair, j.elapsed)
 		}
 		return []byte(sb.String()), nil
+	case "scontrol":
+		id := args[len(args)-1]
+		j, ok := f.jobs[id]
+		if !ok || j.purged {
+			return nil, bad("slurm_load_jobs error: Invalid job id specified")
+		}
+		return []byte(fmt.Sprintf("JobId=%s JobName=%s JobState=%s Reason=%s ExitCode=%s RunTime=%s NodeList=localhost\n",
+			id, j.name, j.state, j.reason, j.exitPair, j.elapsed)), nil
 	case "scancel":
 		only := flag("--name=")
 		for _, id := range args {

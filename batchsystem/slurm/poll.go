@@ -134,7 +134,7 @@ func (b *BatchSystem) squeue(ctx context.Context, ids []string) ([]jobStatus, er
 	if err != nil {
 		// squeue fails like this when no ID of the list is known: that is
 		// an answer ("none of these"), not a failure.
-		if strings.Contains(stderrOf(err), "Invalid job id specified") {
+		if isInvalidJobID(err) {
 			return nil, nil
 		}
 		return nil, err
@@ -144,6 +144,12 @@ func (b *BatchSystem) squeue(ctx context.Context, ids []string) ([]jobStatus, er
 		b.log.Warn("slurm: ignoring squeue line", "err", e)
 	}
 	return st, nil
+}
+
+// isInvalidJobID tells the error squeue and scontrol give for IDs the
+// controller does not hold.
+func isInvalidJobID(err error) bool {
+	return strings.Contains(stderrOf(err), "Invalid job id specified")
 }
 
 // sacct asks accounting about ids, submitted no earlier than since.

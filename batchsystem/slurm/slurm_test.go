@@ -454,3 +454,21 @@ func splitComma(s string) []string {
 	}
 	return res
 }
+
+func TestDescribe(t *testing.T) {
+	b, f := newTestSystem(t, nil)
+	id, err := b.Issue(t.Context(), shSpec("a", "true"))
+	require.NoError(t, err)
+	sid, _ := b.BackingID(id)
+	rec, err := b.Describe(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, sid, rec["JobId"])
+	require.Equal(t, "localhost", rec["NodeList"])
+	require.Equal(t, []string{"show", "job", "--oneliner", sid}, f.lastArgs("scontrol"))
+
+	_, err = b.Describe(t.Context(), 999)
+	require.ErrorIs(t, err, ErrUnknownJob)
+	f.purge(sid, true)
+	_, err = b.Describe(t.Context(), id)
+	require.ErrorIs(t, err, ErrUnknownJob)
+}
