@@ -192,7 +192,7 @@ func TestClusterKill(t *testing.T) {
 	require.True(t, strings.HasSuffix(rec["StdOut"], "worker.log"), rec["StdOut"])
 	require.Equal(t, rec["StdOut"], rec["StdErr"], "stdout and stderr share LogPath")
 	require.Eventually(t, func() bool {
-		return strings.Contains(b.SchedulingStatus(pending), "JobHeldUser")
+		return strings.Contains(b.SchedulingStatus(pending), "JobHeld") // JobHeldAdmin when root holds it
 	}, time.Minute, 50*time.Millisecond, "the pending reason reaches SchedulingStatus")
 
 	require.NoError(t, b.Kill(t.Context(), []batchsystem.ID{id, pending, 424242}))
