@@ -341,3 +341,43 @@ func TestClusterConformance(t *testing.T) {
 		Timeout: 2 * time.Minute,
 	})
 }
+
+// clusterAccounting tells which Accounting setting fits the running
+// cluster: slurmdbd, or jobcomp/filetxt when accounting storage is off.
+func clusterAccounting(t *testing.T) Accounting {
+	t.Helper()
+	out, err := ExecRunner{}.Run(t.Context(), "scontrol", "show", "config")
+	require.NoError(t, err)
+	if strings.Contains(string(out), "accounting_storage/slurmdbd") {
+		return AccountingSacct
+	}
+	return AccountingJobComp
+}
+
+// TestClusterSacct runs the accounting query the poller uses for jobs the
+// controller has forgotten, against the real sacct. (The poller reaches it
+// only after MinJobAge, an hour on the test cluster.)
+func TestClusterSacct(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	acct := clusterAccounting(t)
+	b, err := New(Options{PollInterval: 250 * time.Millisecond, NamePrefix: "gaffertest", Accounting: acct})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+	since := time.Now()
+	id, err := b.Issue(t.Context(), clusterSpec(t, "acct", "exit 5"))
+	require.NoError(t, err)
+	sid, _ := b.BackingID(id)
+	require.Equal(t, 5, waitReport(t, b, time.Minute).ExitCode)
+	var st []jobStatus
+	// slurmdbd receives job records asynchronously, a second or so late,
+	// and its first record of a short job may name it "allocation".
+	require.Eventually(t, func() bool {
+		st, err = b.sacct(t.Context(), []string{sid, "999999"}, since)
+		return err == nil && len(st) == 1 && st[0].State == "FAILED" && st[0].Name != "allocation"
+	}, time.Minute, 200*time.Millisecond, "sacct (%s) never showed job %s as FAILED: %v %v", acct, sid, st, err)
+	code, reason := exitFor(st[0])
+	require.Equal(t, 5, code)
+	require.Equal(t, batchsystem.Failed, reason)
+	require.Equal(t, "gaffertest_clustertest_acct", st[0].Name)
+}

@@ -189,7 +189,9 @@ func (b *BatchSystem) apply(seen map[string]jobStatus, answered, inAcct map[stri
 			b.markUnknown(j)
 			continue
 		}
-		if j.adopted && st.Name != "" && st.Name != j.name {
+		// Only the controller's name counts: slurmdbd may show a
+		// placeholder ("allocation") for a second or two after a job ends.
+		if j.adopted && !inAcct[j.slurmID] && st.Name != "" && st.Name != j.name {
 			// The ID names another job now: not ours to watch or cancel.
 			b.log.Warn("slurm: adopted job ID belongs to another job", "slurm_id", j.slurmID, "name", st.Name, "want", j.name)
 			if b.finish(j, batchsystem.FinishedJob{

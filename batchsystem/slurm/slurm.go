@@ -131,9 +131,10 @@ func (b *BatchSystem) Issue(ctx context.Context, spec batchsystem.JobSpec) (batc
 // even if it ended before Adopt. A job Slurm no longer knows stays issued
 // and not running, for the leader's missing-job rescue.
 //
-// The first poll that finds the job compares its Slurm name with the name
-// this BatchSystem would give spec (so Options.NamePrefix must not have
-// changed). A different name means the ID now belongs to someone else's
+// The first poll that finds the job in squeue compares its Slurm name
+// with the name this BatchSystem would give spec (so Options.NamePrefix
+// must not have changed). Names from sacct are not compared: slurmdbd
+// briefly records a placeholder name for a job that just ended. A different name means the ID now belongs to someone else's
 // job, for instance after the cluster's job IDs were reset: the job is then
 // reported as Lost and never cancelled by this BatchSystem.
 func (b *BatchSystem) Adopt(ctx context.Context, spec batchsystem.JobSpec, slurmJobID string) (batchsystem.ID, error) {

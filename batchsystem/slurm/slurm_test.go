@@ -472,3 +472,18 @@ func TestDescribe(t *testing.T) {
 	_, err = b.Describe(t.Context(), id)
 	require.ErrorIs(t, err, ErrUnknownJob)
 }
+
+// slurmdbd may name a just-ended job "allocation" for a moment: a name from
+// accounting must not make an adopted job Lost.
+func TestAdoptFromAccountingIgnoresName(t *testing.T) {
+	b, f := newTestSystem(t, nil)
+	f.add("6000", "allocation", "RUNNING")
+	f.set("6000", "FAILED", 2<<8, "0:05")
+	f.purge("6000", true)
+	id, err := b.Adopt(t.Context(), shSpec("j", "true"), "6000")
+	require.NoError(t, err)
+	fin := waitOne(t, b)
+	require.Equal(t, id, fin.ID)
+	require.Equal(t, 2, fin.ExitCode)
+	require.Equal(t, batchsystem.Failed, fin.Reason)
+}
