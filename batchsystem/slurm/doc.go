@@ -18,6 +18,9 @@
 //     A leader issuing thousands of jobs spends that time in Issue.
 //   - Status is as old as the last poll (PollInterval, default 5 s). A job
 //     is reported finished up to one interval after Slurm finished it.
+//   - Jobs inherit the leader's environment (sbatch's default --export=ALL),
+//     then Options.Env and JobSpec.Env on top. If the leader itself runs
+//     inside a Slurm allocation, its SLURM_* variables leak into the jobs.
 //   - The working directory and the log path must be on a file system the
 //     compute nodes share with the leader; nothing checks this.
 //   - Requirements Slurm refuses at submission (more cores or memory than

@@ -23,6 +23,9 @@ type fakeSlurm struct {
 	argv    map[string][][]string // every invocation's arguments, per command
 	maxCPUs int
 	fail    map[string]error // command name -> error to return
+	// failTimes makes the next N runs of a command fail as if the
+	// controller were unreachable.
+	failTimes map[string]int
 }
 
 type fakeJob struct {
@@ -38,7 +41,7 @@ type fakeJob struct {
 
 func newFake() *fakeSlurm {
 	return &fakeSlurm{next: 100, jobs: map[string]*fakeJob{}, calls: map[string]int{},
-		argv: map[string][][]string{}, maxCPUs: 8, fail: map[string]error{}}
+		argv: map[string][][]string{}, maxCPUs: 8, fail: map[string]error{}, failTimes: map[string]int{}}
 }
 
 func (f *fakeSlurm) count(name string) int {
@@ -89,6 +92,11 @@ func (f *fakeSlurm) Run(ctx context.Context, name string, args ...string) ([]byt
 	f.argv[name] = append(f.argv[name], args)
 	if err := f.fail[name]; err != nil {
 		return nil, err
+	}
+	if f.failTimes[name] > 0 {
+		f.failTimes[name]--
+		return nil, &CommandError{Name: name, Args: args, ExitCode: 1,
+			Stderr: name + ": error: Unable to contact slurm controller (connect failure)"}
 	}
 	flag := func(prefix string) string {
 		for _, a := range args {

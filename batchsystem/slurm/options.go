@@ -45,8 +45,8 @@ type Options struct {
 	// KillTimeout bounds how long Kill and Shutdown wait for Slurm to
 	// confirm that cancelled jobs stopped (default 5 minutes).
 	KillTimeout time.Duration
-	// SubmitRetries is how many times a submission that failed for a
-	// transient reason (controller busy or unreachable) is retried
+	// SubmitRetries is how many times an sbatch or scancel that failed for
+	// a transient reason (controller busy or unreachable) is retried
 	// (default 3; -1 for none).
 	SubmitRetries int
 

@@ -343,13 +343,13 @@ func (b *BatchSystem) cancelAndWait(ctx context.Context, victims, alsoWait []*jo
 		// An adopted ID may, after a reset of the cluster's job IDs, name
 		// someone else's job: --name makes scancel touch it only if it
 		// carries the name we gave it.
-		if _, err := b.run(ctx, "scancel", "--name="+j.name, j.slurmID); err != nil {
+		if err := b.scancel(ctx, "--name="+j.name, j.slurmID); err != nil {
 			b.log.Debug("slurm: scancel", "err", err)
 			cancelErr = err
 		}
 	}
 	for _, chunk := range chunks(slurmIDs, b.opts.MaxIDsPerQuery) {
-		if _, err := b.run(ctx, "scancel", chunk...); err != nil {
+		if err := b.scancel(ctx, chunk...); err != nil {
 			// scancel fails for jobs that already ended, which is fine; the
 			// poll below tells whether they stopped.
 			b.log.Debug("slurm: scancel", "err", err)
@@ -375,6 +375,28 @@ func (b *BatchSystem) cancelAndWait(ctx context.Context, victims, alsoWait []*jo
 		}
 	}
 	return nil
+}
+
+// scancel runs scancel, retrying failures that mean the controller was
+// briefly unreachable: a cancel that never reached Slurm would leave the
+// job running while Kill waits for it to stop.
+func (b *BatchSystem) scancel(ctx context.Context, args ...string) error {
+	delay := b.retryDelay
+	for attempt := 0; ; attempt++ {
+		_, err := b.run(ctx, "scancel", args...)
+		if err == nil || !isTransient(err) || attempt >= b.opts.SubmitRetries {
+			return err
+		}
+		b.log.Warn("slurm: scancel failed, retrying", "attempt", attempt+1, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay *= 2
+	}
 }
 
 // cancelQuietly cancels a job no one tracks (submitted during Shutdown).

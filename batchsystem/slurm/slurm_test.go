@@ -487,3 +487,17 @@ func TestAdoptFromAccountingIgnoresName(t *testing.T) {
 	require.Equal(t, 2, fin.ExitCode)
 	require.Equal(t, batchsystem.Failed, fin.Reason)
 }
+
+func TestScancelRetriesTransientErrors(t *testing.T) {
+	b, f := newTestSystem(t, nil)
+	b.retryDelay = time.Millisecond
+	id, err := b.Issue(t.Context(), shSpec("a", "sleep 1000"))
+	require.NoError(t, err)
+	sid, _ := b.BackingID(id)
+	f.set(sid, "RUNNING", 0, "0:01")
+	f.mu.Lock()
+	f.failTimes["scancel"] = 2
+	f.mu.Unlock()
+	require.NoError(t, b.Kill(t.Context(), []batchsystem.ID{id}))
+	require.Equal(t, 3, f.count("scancel"), "two failures, then the cancel that worked")
+}

@@ -187,7 +187,7 @@ var insufficientMessages = []struct{ text, resource string }{
 	{"Requested time limit is invalid", "walltime"},
 }
 
-// transientMessages are sbatch failures worth retrying.
+// transientMessages are failures of sbatch or scancel worth retrying.
 var transientMessages = []string{
 	"Socket timed out",
 	"Unable to contact slurm controller",
@@ -195,6 +195,13 @@ var transientMessages = []string{
 	"Resource temporarily unavailable",
 	"Slurm backup controller in standby mode",
 	"Zero Bytes were transmitted or received",
+}
+
+// isTransient tells failures that mean "the controller is busy or
+// unreachable right now".
+func isTransient(err error) bool {
+	msg := stderrOf(err)
+	return slices.ContainsFunc(transientMessages, func(t string) bool { return strings.Contains(msg, t) })
 }
 
 // submit runs sbatch for spec and returns the Slurm job ID.
@@ -225,8 +232,7 @@ func (b *BatchSystem) submit(ctx context.Context, spec batchsystem.JobSpec) (str
 				}, msg)
 			}
 		}
-		transient := slices.ContainsFunc(transientMessages, func(t string) bool { return strings.Contains(msg, t) })
-		if !transient || attempt >= b.opts.SubmitRetries {
+		if !isTransient(err) || attempt >= b.opts.SubmitRetries {
 			return "", fmt.Errorf("slurm: submitting job %s (%s): %w", spec.JobID, spec.Name, err)
 		}
 		b.log.Warn("slurm: sbatch failed, retrying", "job", spec.JobID, "attempt", attempt+1, "err", err)
