@@ -20,7 +20,9 @@
 //     is reported finished up to one interval after Slurm finished it.
 //   - Jobs inherit the leader's environment (sbatch's default --export=ALL),
 //     then Options.Env and JobSpec.Env on top. If the leader itself runs
-//     inside a Slurm allocation, its SLURM_* variables leak into the jobs.
+//     inside a Slurm allocation, SLURM_* variables Slurm does not reset may
+//     leak into the jobs; and SBATCH_* variables in the leader's
+//     environment change what sbatch does, as they would on a terminal.
 //   - The working directory and the log path must be on a file system the
 //     compute nodes share with the leader; nothing checks this.
 //   - Requirements Slurm refuses at submission (more cores or memory than
