@@ -215,6 +215,10 @@ func (b *BatchSystem) apply(seen map[string]jobStatus, answered, inAcct map[stri
 			}
 			if st.HasTimes {
 				j.elapsed, j.seenAt = st.Elapsed, now
+			} else if j.seenAt.IsZero() {
+				// No usable TimeUsed: count from the first sighting rather
+				// than from the zero time, which would read as centuries.
+				j.elapsed, j.seenAt = 0, now
 			}
 			continue
 		}

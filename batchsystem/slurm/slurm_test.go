@@ -501,3 +501,16 @@ func TestScancelRetriesTransientErrors(t *testing.T) {
 	require.NoError(t, b.Kill(t.Context(), []batchsystem.ID{id}))
 	require.Equal(t, 3, f.count("scancel"), "two failures, then the cancel that worked")
 }
+
+func TestUnreadableRunTimeIsNotCenturies(t *testing.T) {
+	b, f := newTestSystem(t, nil)
+	id, err := b.Issue(t.Context(), shSpec("a", "true"))
+	require.NoError(t, err)
+	sid, _ := b.BackingID(id)
+	f.set(sid, "RUNNING", 0, "INVALID")
+	waitPolls(t, b, 2)
+	running, err := b.Running(t.Context())
+	require.NoError(t, err)
+	require.Contains(t, running, id)
+	require.Less(t, running[id], time.Hour)
+}
