@@ -163,7 +163,14 @@ func cpus(cores float64) int {
 	return int(math.Ceil(cores))
 }
 
-func ceilDiv(n, d int64) int64 { return (n + d - 1) / d }
+// ceilDiv divides rounding up, without overflowing for huge n.
+func ceilDiv(n, d int64) int64 {
+	q := n / d
+	if n%d > 0 {
+		q++
+	}
+	return q
+}
 
 func cmp(a, b string) string {
 	if a != "" {

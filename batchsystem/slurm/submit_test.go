@@ -148,3 +148,14 @@ func TestExtraArgsConflicts(t *testing.T) {
 	_, err = New(Options{Runner: newFake(), Accounting: "slurmdbd"})
 	require.ErrorIs(t, err, ErrBadOption)
 }
+
+func TestHugeRequestsDoNotOverflow(t *testing.T) {
+	b, _ := newTestSystem(t, nil)
+	args, err := b.sbatchArgs(batchsystem.JobSpec{Command: []string{"true"}, Requirements: batchsystem.Requirements{
+		Cores: 1e300, Memory: 1<<63 - 1, Disk: 1<<63 - 1, Walltime: 1<<63 - 1}})
+	require.NoError(t, err)
+	mem, _ := argValue(args, "--mem=")
+	require.Equal(t, "8796093022208M", mem)
+	c, _ := argValue(args, "--cpus-per-task=")
+	require.Equal(t, "1048576", c)
+}
