@@ -46,7 +46,7 @@ func newJobContext(id JobID, kind, name string, attempt int, workDir string, log
 	return &JobContext{
 		id: id, kind: kind, name: name, attempt: attempt, workDir: workDir,
 		logOut: logOut, logBase: logBase,
-		self: &node{kind: kind, name: name, tmp: 0, retries: -1},
+		self: &node{kind: kind, name: name, req: &Requirements{}, retries: -1},
 	}
 }
 

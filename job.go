@@ -37,19 +37,22 @@ func (j *Job[Out]) AddChild(c Node) { j.n.addEdge(c.node(), false) }
 // subtrees have finished.
 func (j *Job[Out]) AddFollowOn(f Node) { j.n.addEdge(f.node(), true) }
 
-// node is the untyped job under construction.
+// node is the untyped job under construction. A fan-out makes a million
+// of these in one job body, so it is kept small: requirements are shared
+// with the job type's template until an option changes them.
 type node struct {
 	tmp        int64 // negative, unique in this process, until the leader assigns an ID
 	kind       string
 	name       string
 	input      []byte
-	req        Requirements
-	retries    int // -1: the leader's default
+	req        *Requirements // shared; copied before an option writes it
+	retries    int32         // -1: the leader's default
 	checkpoint bool
+	sealed     bool   // handed to a leader already
+	mark       uint32 // visit mark of the last collect that saw it
 
 	children, followOns []*node
 	preds               []*node
-	sealed              bool  // handed to a leader already
 	err                 error // first mistake made building it
 }
 
@@ -60,9 +63,16 @@ var tmpIDs atomic.Int64
 // safe without a lock per node.
 var graphMu sync.Mutex
 
-func newNode(kind string, typeOpts, opts []JobOption) *node {
-	n := &node{tmp: -tmpIDs.Add(1), kind: kind, retries: -1}
-	for _, o := range slices.Concat(typeOpts, opts) {
+// newNode makes a job from its type's template and the job's options.
+func newNode(template *node, opts []JobOption) *node {
+	n := &node{tmp: -tmpIDs.Add(1), kind: template.kind, name: template.name, req: template.req,
+		retries: template.retries, checkpoint: template.checkpoint}
+	if len(opts) > 0 {
+		r := *n.req
+		r.Accelerators = slices.Clone(r.Accelerators)
+		n.req = &r
+	}
+	for _, o := range opts {
 		if err := o(n); err != nil && n.err == nil {
 			n.err = fmt.Errorf("job %s: %w", n.display(), err)
 		}

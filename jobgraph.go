@@ -23,8 +23,8 @@ type fragJob struct {
 	Kind       string          `json:"k"`
 	Name       string          `json:"n,omitempty"`
 	Input      json.RawMessage `json:"i"`
-	Req        Requirements    `json:"r"`
-	Retries    int             `json:"rt"`
+	Req        *Requirements   `json:"r,omitempty"` // shared between jobs that ask alike; nil means defaults
+	Retries    int32           `json:"rt"`
 	Checkpoint bool            `json:"cp,omitempty"`
 	Children   []int64         `json:"c,omitempty"`
 	FollowOns  []int64         `json:"f,omitempty"`
@@ -51,26 +51,33 @@ func tmps(ns []*node) []int64 {
 // parent is the running job (nil for a workflow's first graph). A job
 // with a predecessor outside the fragment would never run: it is refused,
 // as is any mistake recorded while building.
+// collectMark numbers collects; graphMu guards it.
+var collectMark uint32
+
 func collect(parent *node, starts []*node) (*fragment, error) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
 	if parent != nil && parent.err != nil {
 		return nil, parent.err
 	}
-	seen := map[*node]bool{}
+	// Nodes are marked with this collect's number rather than kept in a
+	// set: a fan-out's set would hold a million entries.
+	collectMark++
+	mark := collectMark
+	seen := func(n *node) bool { return n.mark == mark }
 	var order []*node
 	stack := slices.Clone(starts)
 	slices.Reverse(stack)
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if seen[n] {
+		if seen(n) {
 			continue
 		}
 		if n.sealed {
 			return nil, &GraphError{Problem: "job already submitted; a running job can only add jobs it made", Jobs: []string{n.display()}}
 		}
-		seen[n] = true
+		n.mark = mark
 		order = append(order, n)
 		for i := len(n.followOns) - 1; i >= 0; i-- {
 			stack = append(stack, n.followOns[i])
@@ -80,12 +87,13 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		}
 	}
 	f := &fragment{Jobs: make([]fragJob, 0, len(order))}
+	shared := map[reqKey]*Requirements{}
 	for _, n := range order {
 		if n.err != nil {
 			return nil, n.err
 		}
 		for _, p := range n.preds {
-			if p != parent && !seen[p] {
+			if p != parent && !seen(p) {
 				return nil, &GraphError{
 					Problem: "more than one root: a predecessor is not reachable from the root",
 					Jobs:    []string{p.display(), n.display()},
@@ -96,7 +104,7 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 	for _, n := range order {
 		n.sealed = true
 		f.Jobs = append(f.Jobs, fragJob{
-			Tmp: n.tmp, Kind: n.kind, Name: n.name, Input: n.input, Req: n.req,
+			Tmp: n.tmp, Kind: n.kind, Name: n.name, Input: n.input, Req: shareReq(shared, *n.req),
 			Retries: n.retries, Checkpoint: n.checkpoint,
 			Children: tmps(n.children), FollowOns: tmps(n.followOns),
 		})

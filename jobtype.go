@@ -24,8 +24,8 @@ import (
 //			return x * x, nil
 //		})
 type JobType[In, Out any] struct {
-	name string
-	opts []JobOption
+	name     string
+	template *node // the type's options applied; jobs start as copies of it
 }
 
 // JobFunc is the body of a job of type In → Out. ctx is cancelled when the
@@ -38,7 +38,6 @@ type runFunc func(ctx context.Context, jc *JobContext, input []byte) ([]byte, er
 type registration struct {
 	name string
 	run  runFunc
-	opts []JobOption
 }
 
 var registry = struct {
@@ -69,11 +68,11 @@ func Register[In, Out any](name string, fn JobFunc[In, Out], opts ...JobOption) 
 			return nil, fmt.Errorf("%w: job type %q: %w", ErrNotEncodable, name, err)
 		}
 	}
-	// Apply the options once to a scratch job, so a bad option fails here
-	// rather than at every New.
-	var probe node
+	// Apply the options once, to the template every job of the type
+	// starts from: a bad option fails here rather than at every New.
+	template := &node{kind: name, req: &Requirements{}, retries: -1}
 	for _, o := range opts {
-		if err := o(&probe); err != nil {
+		if err := o(template); err != nil {
 			return nil, fmt.Errorf("gaffer: register %q: %w", name, err)
 		}
 	}
@@ -100,8 +99,8 @@ func Register[In, Out any](name string, fn JobFunc[In, Out], opts ...JobOption) 
 	if _, taken := registry.m[name]; taken {
 		return nil, fmt.Errorf("%w: %q", ErrJobTypeTaken, name)
 	}
-	registry.m[name] = &registration{name: name, run: run, opts: opts}
-	return &JobType[In, Out]{name: name, opts: opts}, nil
+	registry.m[name] = &registration{name: name, run: run}
+	return &JobType[In, Out]{name: name, template: template}, nil
 }
 
 // MustRegister is Register for package-level variables: it panics on
@@ -122,7 +121,7 @@ func (t *JobType[In, Out]) Name() string { return t.name }
 // follow-on of a job that is. in may hold promises (Promise fields); they
 // are resolved before the job runs.
 func (t *JobType[In, Out]) New(in In, opts ...JobOption) *Job[Out] {
-	n := newNode(t.name, t.opts, opts)
+	n := newNode(t.template, opts)
 	if n.err == nil {
 		n.input, n.err = encodeInput(in)
 		if n.err != nil {
@@ -135,7 +134,7 @@ func (t *JobType[In, Out]) New(in In, opts ...JobOption) *Job[Out] {
 // NewFrom makes a job whose whole input is an Input: a Value, a Promise of
 // another job's result, or a Collect of several.
 func (t *JobType[In, Out]) NewFrom(in Input[In], opts ...JobOption) *Job[Out] {
-	n := newNode(t.name, t.opts, opts)
+	n := newNode(t.template, opts)
 	if n.err == nil {
 		n.input, n.err = in.encode()
 		if n.err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,8 @@ type Leader struct {
 	mailMu sync.Mutex
 	mail   map[uint64]*outcome // in-process outcomes, by issue number
 
-	cleanup []string // job folders to remove after the next commit
+	cleanup []string     // job folders to remove after the next commit
+	rec     jobstore.Job // reused for every record written
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -194,7 +196,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 			if err != nil {
 				return err
 			}
-			m.Root, m.Status = ids[frag.Jobs[0].Tmp], jobstore.StatusRunning
+			m.Root, m.Status = ids.get(frag.Jobs[0].Tmp), jobstore.StatusRunning
 		}
 		l.meta = m
 		return tx.SetMeta(m)
@@ -224,8 +226,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 			if err != nil {
 				return err
 			}
-			rec.Kind = l.g.intern(rec.Kind)
-			l.g.jobs[rec.ID] = &ljob{Job: *rec}
+			l.g.jobs[rec.ID] = l.g.fromRecord(rec)
 		}
 		return nil
 	})
@@ -237,8 +238,8 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 		if l.meta.Status == jobstore.StatusRunning {
 			return fmt.Errorf("%w: the store's root job %s is missing", jobstore.ErrCorrupt, l.meta.Root)
 		}
-	} else if root != nil && root.node().kind != r.Kind {
-		return fmt.Errorf("%w: the store's root is of type %q, Run was given %q", ErrWorkflowMismatch, r.Kind, root.node().kind)
+	} else if root != nil && root.node().kind != r.kind {
+		return fmt.Errorf("%w: the store's root is of type %q, Run was given %q", ErrWorkflowMismatch, r.kind, root.node().kind)
 	}
 	settled := l.g.derive()
 	if len(settled) == 0 {
@@ -255,7 +256,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 // ingest stores a fragment's jobs with fresh IDs under parent (nil for a
 // first graph) and links them into memory. It returns the new IDs by
 // temporary number.
-func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (map[int64]JobID, error) {
+func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (*tmpIndex, error) {
 	if len(f.Jobs) == 0 {
 		return nil, nil
 	}
@@ -263,27 +264,40 @@ func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (map[int64]Jo
 	if err != nil {
 		return nil, err
 	}
-	ids := make(map[int64]JobID, len(f.Jobs))
+	if len(f.Jobs) >= hugeFragment {
+		// The running job's own garbage (its job handles) may be as big
+		// as what we are about to build; collect it now, so that the
+		// heap does not grow to twice both.
+		runtime.GC()
+	}
+	ids := newTmpIndex(f.Jobs, first)
 	news := make([]*ljob, len(f.Jobs))
+	// One allocation for the records and one for the usual single
+	// predecessor of each, rather than two per job.
+	slab := make([]ljob, len(f.Jobs))
+	predSlab := make([]JobID, len(f.Jobs))
 	for i := range f.Jobs {
 		fj := &f.Jobs[i]
 		id := first + JobID(i)
-		ids[fj.Tmp] = id
-		news[i] = &ljob{Job: jobstore.Job{
-			ID: id, Kind: l.g.intern(fj.Kind), Name: fj.Name, State: jobstore.StatePending,
-			Requirements: fj.Req, Retries: fj.Retries, Checkpoint: fj.Checkpoint,
-		}}
+		news[i] = &slab[i]
+		*news[i] = ljob{
+			id: id, kind: l.g.intern(fj.Kind), state: jobstore.StatePending,
+			req: l.g.shareReq(derefReq(fj.Req)), retries: int32(fj.Retries), checkpoint: fj.Checkpoint,
+		}
+		if fj.Name != "" {
+			news[i].ext().name = fj.Name
+		}
 	}
 	link := func(p *ljob, children, followOns []int64) {
 		for _, t := range children {
-			c := news[ids[t]-first]
-			p.Children = p.Children.Append(c.ID)
-			c.Preds = append(c.Preds, p.ID)
+			k := int(ids.get(t) - first)
+			p.children = p.children.Append(news[k].id)
+			news[k].addPred(p.id, predSlab, k)
 		}
 		for _, t := range followOns {
-			c := news[ids[t]-first]
-			p.FollowOns = p.FollowOns.Append(c.ID)
-			c.Preds = append(c.Preds, p.ID)
+			k := int(ids.get(t) - first)
+			p.followOns = p.followOns.Append(news[k].id)
+			news[k].addPred(p.id, predSlab, k)
 		}
 	}
 	for i := range f.Jobs {
@@ -298,23 +312,95 @@ func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (map[int64]Jo
 		if hasPromises(input) {
 			input, err = rewriteTemps(input, ids)
 			if err != nil {
-				return nil, fmt.Errorf("%w: job %s: %w", ErrBadInput, j.DisplayName(), err)
+				return nil, fmt.Errorf("%w: job %s: %w", ErrBadInput, j.display(), err)
 			}
-			j.InputPromises = true
+			j.inputPromises = true
 		}
-		if err := tx.CreateJob(&j.Job, input); err != nil {
+		if err := tx.CreateJob(j.record(&l.rec), input); err != nil {
 			return nil, err
 		}
-		l.g.jobs[j.ID] = j
+		f.Jobs[i].Input = nil // the store has it now; let it go
+		l.g.jobs[j.id] = j
 	}
 	return ids, nil
 }
 
+// hugeFragment is the size of fragment above which ingest collects
+// garbage first.
+const hugeFragment = 100_000
+
+// addPred records a predecessor, taking the first one's storage from
+// slab[k], k being the job's place in its fragment.
+func (j *ljob) addPred(p JobID, slab []JobID, k int) {
+	if j.preds == nil {
+		slab[k] = p
+		j.preds = slab[k : k+1 : k+1]
+		return
+	}
+	j.preds = append(j.preds, p)
+}
+
+func derefReq(r *Requirements) Requirements {
+	if r == nil {
+		return Requirements{}
+	}
+	return *r
+}
+
+// tmpIndex maps the temporary numbers of a fragment's jobs to their IDs.
+// Jobs made one after another have consecutive numbers, so it is usually
+// a slice; a map otherwise.
+type tmpIndex struct {
+	lo    int64
+	dense []JobID
+	m     map[int64]JobID
+}
+
+func newTmpIndex(jobs []fragJob, first JobID) *tmpIndex {
+	x := &tmpIndex{}
+	if len(jobs) == 0 {
+		return x
+	}
+	lo, hi := jobs[0].Tmp, jobs[0].Tmp
+	for i := range jobs {
+		lo, hi = min(lo, jobs[i].Tmp), max(hi, jobs[i].Tmp)
+	}
+	if span := hi - lo + 1; span <= 2*int64(len(jobs))+16 {
+		x.lo, x.dense = lo, make([]JobID, span)
+		for i := range jobs {
+			x.dense[jobs[i].Tmp-lo] = first + JobID(i)
+		}
+		return x
+	}
+	x.m = make(map[int64]JobID, len(jobs))
+	for i := range jobs {
+		x.m[jobs[i].Tmp] = first + JobID(i)
+	}
+	return x
+}
+
+func (x *tmpIndex) lookup(tmp int64) (JobID, bool) {
+	if x == nil {
+		return 0, false
+	}
+	if x.m != nil {
+		id, ok := x.m[tmp]
+		return id, ok
+	}
+	if k := tmp - x.lo; k >= 0 && k < int64(len(x.dense)) && x.dense[k] != 0 {
+		return x.dense[k], true
+	}
+	return 0, false
+}
+
+// get is lookup for numbers validate has checked.
+func (x *tmpIndex) get(tmp int64) JobID { id, _ := x.lookup(tmp); return id }
+
 // rewriteTemps replaces temporary job numbers in placeholders by IDs.
-func rewriteTemps(b []byte, ids map[int64]JobID) ([]byte, error) {
+func rewriteTemps(b []byte, ids *tmpIndex) ([]byte, error) {
 	return mapPlaceholders(b, func(ph placeholder) ([]byte, error) {
 		if ph.Job < 0 {
-			id, ok := ids[ph.Job]
+			id, ok := ids.lookup(ph.Job)
 			if !ok {
 				return nil, fmt.Errorf("promise of job #%d, which is not part of the graph", -ph.Job)
 			}
@@ -420,7 +506,7 @@ func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 		l.mailMu.Unlock()
 		return e, true
 	}
-	dir := l.jobDir(j.ID)
+	dir := l.jobDir(j.id)
 	e.out = readOutcome(filepath.Join(dir, resultFile(l.meta.Epoch, j.seq)), j)
 	if e.out != nil && !e.out.OK && e.out.LogTail == "" || e.out == nil && fin.ExitCode != 0 {
 		tail := readTail(filepath.Join(dir, logFile(l.meta.Epoch, j.seq)), logTailMax)
@@ -440,7 +526,7 @@ func readOutcome(path string, j *ljob) *outcome {
 		return nil
 	}
 	var out outcome
-	if json.Unmarshal(b, &out) != nil || out.Job != j.ID {
+	if json.Unmarshal(b, &out) != nil || out.Job != j.id {
 		return nil
 	}
 	return &out
@@ -475,7 +561,7 @@ func (l *Leader) commit(ctx context.Context, fn func(jobstore.Tx) error) error {
 			}
 		}
 		for _, j := range l.g.dirty {
-			if err := tx.UpdateJob(&j.Job); err != nil {
+			if err := tx.UpdateJob(j.record(&l.rec)); err != nil {
 				return err
 			}
 		}
@@ -529,7 +615,7 @@ func (l *Leader) finishWorkflow(tx jobstore.Tx) error {
 // handle applies one event to memory and the open transaction.
 func (l *Leader) handle(tx jobstore.Tx, e *event) error {
 	j := e.j
-	if j.State != jobstore.StatePending {
+	if j.state != jobstore.StatePending {
 		return nil // settled meanwhile (skipped, cancelled)
 	}
 	if e.out != nil && e.out.OK {
@@ -551,21 +637,25 @@ func (l *Leader) handle(tx jobstore.Tx, e *event) error {
 	l.statsMu.Lock()
 	l.stats.Failed++
 	l.statsMu.Unlock()
-	l.log.Debug("job attempt failed", "job_id", j.ID.String(), "job_kind", j.Kind, "attempt", j.Tries+1, "err", msg)
+	l.log.Debug("job attempt failed", "job_id", j.id.String(), "job_kind", j.kind, "attempt", j.tries+1, "err", msg)
 	l.g.attemptFailed(j, msg, tail, permanent)
 	return nil
 }
 
 func (l *Leader) succeed(tx jobstore.Tx, j *ljob, out *outcome) error {
 	result := []byte(out.Result)
-	var ids map[int64]JobID
+	var ids *tmpIndex
 	if out.Graph != nil && len(out.Graph.Jobs) > 0 {
-		if err := out.Graph.validate(j.DisplayName()); err != nil {
+		if err := out.Graph.validate(j.display()); err != nil {
 			l.g.attemptFailed(j, err.Error(), out.LogTail, true)
 			return nil
 		}
 		var err error
-		if ids, err = l.ingest(tx, out.Graph, j); err != nil {
+		ids, err = l.ingest(tx, out.Graph, j)
+		// The jobs are in the store and in memory now; drop the fragment
+		// before the commit, which needs memory of its own.
+		out.Graph = nil
+		if err != nil {
 			if errors.Is(err, ErrBadInput) {
 				l.g.attemptFailed(j, err.Error(), out.LogTail, true)
 				return nil
@@ -576,11 +666,11 @@ func (l *Leader) succeed(tx jobstore.Tx, j *ljob, out *outcome) error {
 	if hasPromises(result) {
 		var err error
 		if result, err = rewriteTemps(result, ids); err != nil {
-			l.g.attemptFailed(j, fmt.Sprintf("%v: job %s: result: %v", ErrBadInput, j.DisplayName(), err), out.LogTail, true)
+			l.g.attemptFailed(j, fmt.Sprintf("%v: job %s: result: %v", ErrBadInput, j.display(), err), out.LogTail, true)
 			return nil
 		}
 	}
-	if err := tx.PutResult(j.ID, result); err != nil {
+	if err := tx.PutResult(j.id, result); err != nil {
 		return err
 	}
 	l.statsMu.Lock()
@@ -616,13 +706,13 @@ func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
 		var bad []event
 		err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
 			for i, j := range batch {
-				in, err := tx.Input(j.ID)
+				in, err := tx.Input(j.id)
 				if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
 					return err
 				}
-				if j.InputPromises {
+				if j.inputPromises {
 					if in, err = resolve(tx, in, 0); err != nil {
-						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: input: %v", j.DisplayName(), err), permanent: true})
+						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: input: %v", j.display(), err), permanent: true})
 						batch[i] = nil
 						continue
 					}
@@ -661,12 +751,12 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	l.seq++
 	j.seq = l.seq
 	env := &envelope{
-		Job: j.ID, Kind: j.Kind, Name: j.Name, Attempt: j.Tries + 1, Epoch: l.meta.Epoch, Seq: j.seq,
+		Job: j.id, Kind: j.kind, Name: j.extra().name, Attempt: int(j.tries) + 1, Epoch: l.meta.Epoch, Seq: j.seq,
 		WorkDir: l.cfg.WorkDir, Input: input,
 	}
 	spec := batchsystem.JobSpec{
-		JobID: j.ID.String(), Name: j.DisplayName(), Kind: j.Kind, Attempt: j.Tries + 1,
-		Requirements: l.cfg.fill(j.Requirements),
+		JobID: j.id.String(), Name: j.display(), Kind: j.kind, Attempt: int(j.tries) + 1,
+		Requirements: l.cfg.fill(*j.req),
 	}
 	if l.inProc {
 		seq := j.seq
@@ -685,7 +775,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 			return nil
 		}
 	} else {
-		dir := l.jobDir(j.ID)
+		dir := l.jobDir(j.id)
 		b, err := json.Marshal(env)
 		if err == nil {
 			if err = os.MkdirAll(dir, 0o755); err == nil {
@@ -706,7 +796,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 			l.g.makeReady(j) // not the job's fault; it is issued again on resume
 			return event{}, true
 		}
-		return event{j: j, msg: fmt.Sprintf("job %s could not be issued: %v", j.DisplayName(), err),
+		return event{j: j, msg: fmt.Sprintf("job %s could not be issued: %v", j.display(), err),
 			permanent: errors.Is(err, batchsystem.ErrInsufficientResources)}, false
 	}
 	j.where, j.bsID = isIssued, id
@@ -714,7 +804,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	l.statsMu.Lock()
 	l.stats.Issued++
 	l.statsMu.Unlock()
-	l.log.Debug("job issued", "job_id", j.ID.String(), "job_kind", j.Kind, "batch_id", id, "attempt", j.Tries+1)
+	l.log.Debug("job issued", "job_id", j.id.String(), "job_kind", j.kind, "batch_id", id, "attempt", j.tries+1)
 	return event{}, true
 }
 
@@ -741,14 +831,14 @@ func (l *Leader) adoptFinishedResults(ctx context.Context) error {
 		}
 		j := l.g.jobs[JobID(n)]
 		dir := filepath.Join(l.cfg.WorkDir, "jobs", e.Name())
-		if j == nil || j.State != jobstore.StatePending {
+		if j == nil || j.state != jobstore.StatePending {
 			os.RemoveAll(dir) // left over from a job already recorded
 			continue
 		}
 		files, _ := filepath.Glob(filepath.Join(dir, "result.*.json"))
 		for _, f := range files {
 			out := readOutcome(f, j)
-			if out != nil && out.Attempt == j.Tries+1 && out.Epoch < l.meta.Epoch {
+			if out != nil && out.Attempt == int(j.tries)+1 && out.Epoch < l.meta.Epoch {
 				if j.where == inReady {
 					j.where = nowhere // its ready-queue entry goes stale
 				}
@@ -778,7 +868,8 @@ func (l *Leader) failure() error {
 		if j == nil {
 			continue
 		}
-		e.Jobs = append(e.Jobs, FailedJob{ID: j.ID, Kind: j.Kind, Name: j.Name, Tries: j.Tries, Err: j.LastError, LogTail: j.LogTail})
+		x := j.extra()
+		e.Jobs = append(e.Jobs, FailedJob{ID: j.id, Kind: j.kind, Name: x.name, Tries: int(j.tries), Err: x.lastError, LogTail: x.logTail})
 	}
 	slices.SortFunc(e.Jobs, func(a, b FailedJob) int { return int(a.ID) - int(b.ID) })
 	return e
@@ -790,8 +881,8 @@ func (l *Leader) stuck() error {
 	b.WriteString("gaffer: no job can run and the workflow is not finished")
 	n := 0
 	for id, j := range l.g.jobs {
-		if j.State == jobstore.StatePending && n < 10 {
-			fmt.Fprintf(&b, "\n  - %s: %s", j.DisplayName(), l.g.why(id))
+		if j.state == jobstore.StatePending && n < 10 {
+			fmt.Fprintf(&b, "\n  - %s: %s", j.display(), l.g.why(id))
 			n++
 		}
 	}

@@ -75,7 +75,7 @@ func (p Promise[T]) MarshalJSON() ([]byte, error) {
 	if p.ref.node != nil {
 		id = p.ref.node.tmp
 	}
-	return json.Marshal(map[string]placeholder{placeholderKey: {Job: id, Path: p.ref.path}})
+	return placeholderJSON(placeholder{Job: id, Path: p.ref.path}), nil
 }
 
 // UnmarshalJSON reads a resolved value, or a placeholder.
@@ -185,53 +185,90 @@ func Promises[T any](ps []Promise[T]) []Input[T] {
 	return out
 }
 
-// mapPlaceholders decodes JSON b, replaces every placeholder with what fn
-// returns for it, and encodes the result. Numbers keep their text.
+// mapPlaceholders replaces every placeholder in JSON b with what fn
+// returns for it. It works on the bytes, without decoding b: the input of
+// a fan-in job can hold a million promises. A placeholder is an object
+// whose only key is placeholderKey; inside a JSON string that key's quotes
+// would be escaped, so a match on the raw bytes is always a real key.
+// When b holds no placeholder it is returned as is.
 func mapPlaceholders(b []byte, fn func(placeholder) ([]byte, error)) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
+	var out []byte
+	last, i := 0, 0
+	for {
+		k := bytes.Index(b[i:], promiseMarker)
+		if k < 0 {
+			break
+		}
+		k += i
+		s := k - 1
+		for s >= 0 && isSpace(b[s]) {
+			s--
+		}
+		if s < 0 || b[s] != '{' {
+			i = k + len(promiseMarker)
+			continue
+		}
+		ph, end, ok, err := parsePlaceholderAt(b, s)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			i = k + len(promiseMarker)
+			continue
+		}
+		rep, err := fn(ph)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([]byte, 0, len(b))
+		}
+		out = append(out, b[last:s]...)
+		out = append(out, rep...)
+		last, i = end, end
 	}
-	v, err := walkPlaceholders(v, fn)
-	if err != nil {
-		return nil, err
+	if out == nil {
+		return b, nil
 	}
-	return json.Marshal(v)
+	return append(out, b[last:]...), nil
 }
 
-func walkPlaceholders(v any, fn func(placeholder) ([]byte, error)) (any, error) {
-	switch t := v.(type) {
-	case map[string]any:
-		if raw, ok := t[placeholderKey]; ok && len(t) == 1 {
-			ph, err := toPlaceholder(raw)
-			if err != nil {
-				return nil, err
-			}
-			out, err := fn(ph)
-			if err != nil {
-				return nil, err
-			}
-			return json.RawMessage(out), nil
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+var fastPrefix = []byte(`{"` + placeholderKey + `":{"job":`)
+
+// parsePlaceholderAt reads the object starting at b[s]. ok is false when
+// the object is not a placeholder (it has other keys).
+func parsePlaceholderAt(b []byte, s int) (ph placeholder, end int, ok bool, err error) {
+	// Fast path: the form placeholderJSON writes, with no path.
+	if rest := b[s:]; bytes.HasPrefix(rest, fastPrefix) {
+		j := len(fastPrefix)
+		n := j
+		if n < len(rest) && rest[n] == '-' {
+			n++
 		}
-		for k, e := range t {
-			r, err := walkPlaceholders(e, fn)
-			if err != nil {
-				return nil, err
-			}
-			t[k] = r
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
 		}
-	case []any:
-		for i, e := range t {
-			r, err := walkPlaceholders(e, fn)
-			if err != nil {
-				return nil, err
+		if n+1 < len(rest) && rest[n] == '}' && rest[n+1] == '}' {
+			id, perr := strconv.ParseInt(string(rest[j:n]), 10, 64)
+			if perr == nil {
+				return placeholder{Job: id}, s + n + 2, true, nil
 			}
-			t[i] = r
 		}
 	}
-	return v, nil
+	dec := json.NewDecoder(bytes.NewReader(b[s:]))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return ph, 0, false, fmt.Errorf("malformed promise placeholder: %w", err)
+	}
+	raw, found := m[placeholderKey]
+	if !found || len(m) != 1 {
+		return ph, 0, false, nil
+	}
+	ph, err = toPlaceholder(raw)
+	return ph, s + int(dec.InputOffset()), err == nil, err
 }
 
 func toPlaceholder(raw any) (placeholder, error) {
@@ -268,9 +305,18 @@ func toPlaceholder(raw any) (placeholder, error) {
 	return ph, nil
 }
 
+// placeholderJSON writes a placeholder without reflection: a fan-in
+// input holds one per promised job.
 func placeholderJSON(ph placeholder) []byte {
-	b, _ := json.Marshal(map[string]placeholder{placeholderKey: ph})
-	return b
+	b := make([]byte, 0, len(fastPrefix)+24)
+	b = append(b, fastPrefix...)
+	b = strconv.AppendInt(b, ph.Job, 10)
+	if len(ph.Path) > 0 {
+		p, _ := json.Marshal(ph.Path)
+		b = append(b, `,"path":`...)
+		b = append(b, p...)
+	}
+	return append(b, '}', '}')
 }
 
 // navigate returns the part of JSON value b at path.

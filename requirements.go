@@ -129,7 +129,7 @@ func Walltime(d time.Duration) JobOption {
 
 // WithRequirements sets all requirements at once.
 func WithRequirements(r Requirements) JobOption {
-	return func(j *node) error { j.req = r; return nil }
+	return func(j *node) error { *j.req = r; return nil }
 }
 
 // Name gives the job a display name, used in logs and errors.
@@ -144,7 +144,7 @@ func Retries(n int) JobOption {
 		if n < 0 {
 			return fmt.Errorf("%w: retries %d", ErrBadRequirement, n)
 		}
-		j.retries = n
+		j.retries = int32(n)
 		return nil
 	}
 }

@@ -9,19 +9,89 @@ import (
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
-// ljob is the leader's copy of a live job: the stored record plus what
-// the leader derives from the records around it and never stores.
+// ljob is the leader's copy of a live job: what it needs of the stored
+// record, plus counters it derives from the records around it and never
+// stores. A million of them may be live at once, so fields that most jobs
+// never set live behind x, and requirements are shared between jobs.
 type ljob struct {
-	jobstore.Job
+	id        JobID
+	kind      string
+	preds     []JobID
+	children  jobstore.IDList
+	followOns jobstore.IDList
+	req       *Requirements
+	x         *jobExtra // nil while every field of it is zero
+	bsID      batchsystem.ID
+	seq       uint64 // issue number, unique for this leader
 
-	reached    int32 // predecessor edges that have reached this job
-	pending    int32 // successors of the current phase not yet settled
-	failedSucc bool  // a successor failed totally
+	tries   int32 // failed attempts charged
+	retries int32 // -1: the leader's default
+	reached int32 // predecessor edges that have reached this job
+	pending int32 // successors of the current phase not yet settled
+	heapIdx int32
 
-	where   where
-	bsID    batchsystem.ID
-	seq     uint64 // issue number, unique for this leader
-	heapIdx int
+	state         jobstore.State
+	where         where
+	inputPromises bool
+	checkpoint    bool
+	failedSucc    bool // a successor failed totally
+}
+
+// jobExtra holds what few jobs have: a name, a failure, a backoff.
+type jobExtra struct {
+	name, lastError, logTail, backing string
+	cause                             JobID
+	backoff                           time.Duration
+	notBefore                         int64
+}
+
+var noExtra jobExtra
+
+func (j *ljob) ext() *jobExtra {
+	if j.x == nil {
+		j.x = &jobExtra{}
+	}
+	return j.x
+}
+
+func (j *ljob) extra() *jobExtra {
+	if j.x == nil {
+		return &noExtra
+	}
+	return j.x
+}
+
+func (j *ljob) display() string {
+	n := j.extra().name
+	if n == "" {
+		n = j.kind
+	}
+	return fmt.Sprintf("%s (%s)", n, j.id)
+}
+
+// record fills r with the job as the store keeps it. The leader reuses
+// one record for every write of a transaction.
+func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
+	x := j.extra()
+	*r = jobstore.Job{
+		ID: j.id, Kind: j.kind, Name: x.name, State: j.state,
+		Preds: j.preds, Children: j.children, FollowOns: j.followOns,
+		Requirements: *j.req, Checkpoint: j.checkpoint,
+		Tries: int(j.tries), Retries: int(j.retries), Backoff: x.backoff, NotBefore: x.notBefore,
+		InputPromises: j.inputPromises, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
+		Backing: x.backing,
+	}
+	return r
+}
+
+// clearFailure forgets the last failure once the job succeeds.
+func (j *ljob) clearFailure() {
+	if j.x != nil {
+		j.x.lastError, j.x.logTail, j.x.notBefore, j.x.backing = "", "", 0, ""
+		if *j.x == noExtra {
+			j.x = nil
+		}
+	}
 }
 
 type where uint8
@@ -40,7 +110,8 @@ const (
 type graph struct {
 	jobs  map[JobID]*ljob
 	root  JobID
-	kinds map[string]string // interned job type names
+	kinds map[string]string        // interned job type names
+	reqs  map[reqKey]*Requirements // shared requirements
 
 	ready     []*ljob
 	readyHead int
@@ -62,7 +133,7 @@ type graph struct {
 
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
-		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, dirty: map[JobID]*ljob{},
+		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, reqs: map[reqKey]*Requirements{}, dirty: map[JobID]*ljob{},
 		retryCount: retryCount, backoff0: backoff, factor: factor, now: time.Now,
 	}
 }
@@ -75,14 +146,55 @@ func (g *graph) intern(s string) string {
 	return s
 }
 
-func (g *graph) touch(j *ljob) { g.dirty[j.ID] = j }
+// reqKey is Requirements without its slice, for sharing.
+type reqKey struct {
+	cores       float64
+	memory      int64
+	disk        int64
+	preemptible bool
+	walltime    time.Duration
+}
+
+// shareReq returns a copy of r shared through m with every equal one.
+// Requirements with accelerators are rare and not shared.
+func shareReq(m map[reqKey]*Requirements, r Requirements) *Requirements {
+	if len(r.Accelerators) > 0 {
+		return &r
+	}
+	k := reqKey{r.Cores, r.Memory, r.Disk, r.Preemptible, r.Walltime}
+	if p, ok := m[k]; ok {
+		return p
+	}
+	p := &r
+	m[k] = p
+	return p
+}
+
+func (g *graph) shareReq(r Requirements) *Requirements { return shareReq(g.reqs, r) }
+
+// fromRecord makes the leader's copy of a stored job.
+func (g *graph) fromRecord(r *jobstore.Job) *ljob {
+	j := &ljob{
+		id: r.ID, kind: g.intern(r.Kind), preds: r.Preds, children: r.Children, followOns: r.FollowOns,
+		req: g.shareReq(r.Requirements), tries: int32(r.Tries), retries: int32(r.Retries),
+		state: r.State, inputPromises: r.InputPromises, checkpoint: r.Checkpoint,
+	}
+	x := jobExtra{name: r.Name, lastError: r.LastError, logTail: r.LogTail, backing: r.Backing,
+		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore}
+	if x != noExtra {
+		j.x = &x
+	}
+	return j
+}
+
+func (g *graph) touch(j *ljob) { g.dirty[j.id] = j }
 
 // makeReady queues a job whose predecessors have all reached it.
 func (g *graph) makeReady(j *ljob) {
 	if j.where != nowhere {
 		return
 	}
-	if j.NotBefore > g.now().UnixNano() {
+	if j.extra().notBefore > g.now().UnixNano() {
 		j.where = inBackoff
 		heap.Push(&g.backoff, j)
 		return
@@ -101,7 +213,7 @@ func (g *graph) popReady() *ljob {
 			g.ready = append(g.ready[:0], g.ready[g.readyHead:]...)
 			g.readyHead = 0
 		}
-		if j.where == inReady && j.State == jobstore.StatePending {
+		if j.where == inReady && j.state == jobstore.StatePending {
 			j.where = nowhere
 			return j
 		}
@@ -117,12 +229,12 @@ func (g *graph) promoteBackoff() time.Duration {
 	now := g.now().UnixNano()
 	for g.backoff.Len() > 0 {
 		j := g.backoff[0]
-		if j.NotBefore > now {
-			return time.Duration(j.NotBefore - now)
+		if nb := j.extra().notBefore; nb > now {
+			return time.Duration(nb - now)
 		}
 		heap.Pop(&g.backoff)
 		j.where = nowhere
-		if j.State == jobstore.StatePending {
+		if j.state == jobstore.StatePending {
 			j.where = inReady
 			g.ready = append(g.ready, j)
 		}
@@ -132,15 +244,15 @@ func (g *graph) promoteBackoff() time.Duration {
 
 // bodyDone moves a job whose body succeeded on to its successors.
 func (g *graph) bodyDone(j *ljob) {
-	j.LastError, j.LogTail, j.NotBefore, j.Backing = "", "", 0, ""
+	j.clearFailure()
 	g.touch(j)
 	switch {
-	case j.Children.Len() > 0:
-		j.State = jobstore.StateChildren
-		g.reach(j, j.Children)
-	case j.FollowOns.Len() > 0:
-		j.State = jobstore.StateFollowOns
-		g.reach(j, j.FollowOns)
+	case j.children.Len() > 0:
+		j.state = jobstore.StateChildren
+		g.reach(j, j.children)
+	case j.followOns.Len() > 0:
+		j.state = jobstore.StateFollowOns
+		g.reach(j, j.followOns)
 	default:
 		g.subtreeDone(j)
 	}
@@ -155,13 +267,13 @@ func (g *graph) reach(p *ljob, phase jobstore.IDList) {
 			continue // done already; cannot happen for a job not yet reached, but harmless
 		}
 		s.reached++
-		switch s.State {
+		switch s.state {
 		case jobstore.StateFailed, jobstore.StateSkipped, jobstore.StateCancelled:
 			p.failedSucc = true
 			continue
 		}
 		p.pending++
-		if s.State == jobstore.StatePending && int(s.reached) == len(s.Preds) {
+		if s.state == jobstore.StatePending && int(s.reached) == len(s.preds) {
 			g.makeReady(s)
 		}
 	}
@@ -175,10 +287,10 @@ func (g *graph) phaseDone(p *ljob) {
 	switch {
 	case p.failedSucc:
 		g.failTotally(p, "")
-	case p.State == jobstore.StateChildren && p.FollowOns.Len() > 0:
-		p.State = jobstore.StateFollowOns
+	case p.state == jobstore.StateChildren && p.followOns.Len() > 0:
+		p.state = jobstore.StateFollowOns
 		g.touch(p)
-		g.reach(p, p.FollowOns)
+		g.reach(p, p.followOns)
 	default:
 		g.subtreeDone(p)
 	}
@@ -187,20 +299,20 @@ func (g *graph) phaseDone(p *ljob) {
 // subtreeDone removes a job whose subtree finished and tells its
 // predecessors. The root is kept, marked done.
 func (g *graph) subtreeDone(j *ljob) {
-	j.State = jobstore.StateDone
-	if j.ID == g.root {
+	j.state = jobstore.StateDone
+	if j.id == g.root {
 		g.touch(j)
 		g.rootDone = true
 		return
 	}
-	delete(g.jobs, j.ID)
-	delete(g.dirty, j.ID)
-	g.deleted = append(g.deleted, j.ID)
+	delete(g.jobs, j.id)
+	delete(g.dirty, j.id)
+	g.deleted = append(g.deleted, j.id)
 	g.settlePreds(j, false)
 }
 
 func (g *graph) settlePreds(j *ljob, failed bool) {
-	for _, pid := range j.Preds {
+	for _, pid := range j.preds {
 		p := g.jobs[pid]
 		if p == nil {
 			continue
@@ -218,48 +330,49 @@ func (g *graph) settlePreds(j *ljob, failed bool) {
 // attemptFailed charges a failed attempt; the job is retried after its
 // backoff if it has tries left, and fails totally otherwise.
 func (g *graph) attemptFailed(j *ljob, msg, logTail string, permanent bool) {
-	j.Tries++
-	j.LastError, j.LogTail, j.Backing = msg, logTail, ""
+	j.tries++
+	x := j.ext()
+	x.lastError, x.logTail, x.backing = msg, logTail, ""
 	g.touch(j)
-	retries := j.Retries
+	retries := int(j.retries)
 	if retries < 0 {
 		retries = g.retryCount
 	}
-	if permanent || j.Tries > retries {
+	if permanent || int(j.tries) > retries {
 		g.failTotally(j, msg)
 		return
 	}
 	switch {
-	case j.Backoff == 0:
-		j.Backoff = g.backoff0
+	case x.backoff == 0:
+		x.backoff = g.backoff0
 	default:
-		j.Backoff = time.Duration(float64(j.Backoff) * g.factor)
+		x.backoff = time.Duration(float64(x.backoff) * g.factor)
 	}
-	j.NotBefore = g.now().Add(j.Backoff).UnixNano()
+	x.notBefore = g.now().Add(x.backoff).UnixNano()
 	g.makeReady(j)
 }
 
 // failTotally marks j failed (msg "" means: because a successor failed),
 // skips the successors it never reached, and tells its predecessors.
 func (g *graph) failTotally(j *ljob, msg string) {
-	was := j.State
-	j.State = jobstore.StateFailed
+	was := j.state
+	j.state = jobstore.StateFailed
 	if msg != "" {
-		j.LastError = msg
-		g.failedOwn = append(g.failedOwn, j.ID)
+		j.ext().lastError = msg
+		g.failedOwn = append(g.failedOwn, j.id)
 	}
 	g.touch(j)
 	if was == jobstore.StatePending {
-		for id := range j.Children.All() {
-			g.skip(id, j.ID)
+		for id := range j.children.All() {
+			g.skip(id, j.id)
 		}
 	}
 	if was == jobstore.StatePending || was == jobstore.StateChildren {
-		for id := range j.FollowOns.All() {
-			g.skip(id, j.ID)
+		for id := range j.followOns.All() {
+			g.skip(id, j.id)
 		}
 	}
-	if j.ID == g.root {
+	if j.id == g.root {
 		g.rootFailed = true
 		return
 	}
@@ -270,13 +383,13 @@ func (g *graph) failTotally(j *ljob, msg string) {
 // own successors, and settles it for the predecessors that reached it.
 func (g *graph) skip(id, cause JobID) {
 	s := g.jobs[id]
-	if s == nil || s.State != jobstore.StatePending || s.where == isIssued {
+	if s == nil || s.state != jobstore.StatePending || s.where == isIssued {
 		return
 	}
-	s.State, s.Cause = jobstore.StateSkipped, cause
+	s.state, s.ext().cause = jobstore.StateSkipped, cause
 	g.skipped++
 	g.touch(s)
-	for _, qid := range s.Preds {
+	for _, qid := range s.preds {
 		q := g.jobs[qid]
 		if q != nil && q.hasReached(id) {
 			q.failedSucc = true
@@ -286,20 +399,20 @@ func (g *graph) skip(id, cause JobID) {
 			}
 		}
 	}
-	for c := range s.Children.All() {
+	for c := range s.children.All() {
 		g.skip(c, cause)
 	}
-	for f := range s.FollowOns.All() {
+	for f := range s.followOns.All() {
 		g.skip(f, cause)
 	}
 }
 
 func (j *ljob) hasReached(s JobID) bool {
-	switch j.State {
+	switch j.state {
 	case jobstore.StateChildren:
-		return j.Children.Contains(s)
+		return j.children.Contains(s)
 	case jobstore.StateFollowOns:
-		return j.FollowOns.Contains(s)
+		return j.followOns.Contains(s)
 	}
 	return false
 }
@@ -311,11 +424,11 @@ func (j *ljob) hasReached(s JobID) bool {
 func (g *graph) derive() (settled []*ljob) {
 	for _, p := range g.jobs {
 		var phase jobstore.IDList
-		switch p.State {
+		switch p.state {
 		case jobstore.StateChildren:
-			phase = p.Children
+			phase = p.children
 		case jobstore.StateFollowOns:
-			phase = p.FollowOns
+			phase = p.followOns
 		default:
 			continue
 		}
@@ -325,7 +438,7 @@ func (g *graph) derive() (settled []*ljob) {
 				continue
 			}
 			s.reached++
-			switch s.State {
+			switch s.state {
 			case jobstore.StateFailed, jobstore.StateSkipped, jobstore.StateCancelled:
 				p.failedSucc = true
 			default:
@@ -334,9 +447,9 @@ func (g *graph) derive() (settled []*ljob) {
 		}
 	}
 	for _, j := range g.jobs {
-		switch j.State {
+		switch j.state {
 		case jobstore.StatePending:
-			if int(j.reached) == len(j.Preds) {
+			if int(j.reached) == len(j.preds) {
 				g.makeReady(j)
 			}
 		case jobstore.StateChildren, jobstore.StateFollowOns:
@@ -346,14 +459,14 @@ func (g *graph) derive() (settled []*ljob) {
 		case jobstore.StateSkipped:
 			g.skipped++
 		case jobstore.StateFailed:
-			if j.LastError != "" {
-				g.failedOwn = append(g.failedOwn, j.ID)
+			if j.extra().lastError != "" {
+				g.failedOwn = append(g.failedOwn, j.id)
 			}
 		}
 	}
 	if r := g.jobs[g.root]; r != nil {
-		g.rootDone = r.State == jobstore.StateDone
-		g.rootFailed = r.State == jobstore.StateFailed
+		g.rootDone = r.state == jobstore.StateDone
+		g.rootFailed = r.state == jobstore.StateFailed
 	}
 	return settled
 }
@@ -364,7 +477,7 @@ func (g *graph) why(id JobID) string {
 	if j == nil {
 		return "done (or never existed)"
 	}
-	switch j.State {
+	switch j.state {
 	case jobstore.StateChildren:
 		return fmt.Sprintf("body done; waiting for %d child subtree(s)", j.pending)
 	case jobstore.StateFollowOns:
@@ -372,12 +485,12 @@ func (g *graph) why(id JobID) string {
 	case jobstore.StateDone:
 		return "done"
 	case jobstore.StateFailed:
-		if j.LastError == "" {
+		if j.extra().lastError == "" {
 			return "failed: a successor failed"
 		}
-		return "failed: " + j.LastError
+		return "failed: " + j.extra().lastError
 	case jobstore.StateSkipped:
-		return fmt.Sprintf("will not run: predecessor %s failed", j.Cause)
+		return fmt.Sprintf("will not run: predecessor %s failed", j.extra().cause)
 	case jobstore.StateCancelled:
 		return "cancelled"
 	}
@@ -385,28 +498,28 @@ func (g *graph) why(id JobID) string {
 	case inReady:
 		return "ready; waiting for room in the batch system (Config.MaxIssued)"
 	case inBackoff:
-		return fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.NotBefore).Format(time.RFC3339), j.Tries)
+		return fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
 	case isIssued:
 		return "issued to the batch system"
 	}
 	var waiting []string
-	for _, p := range j.Preds {
+	for _, p := range j.preds {
 		if pj := g.jobs[p]; pj != nil && !pj.hasReached(id) {
-			waiting = append(waiting, pj.DisplayName())
+			waiting = append(waiting, pj.display())
 		}
 	}
-	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.Preds), waiting)
+	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
 }
 
 type backoffHeap []*ljob
 
 func (h backoffHeap) Len() int           { return len(h) }
-func (h backoffHeap) Less(i, k int) bool { return h[i].NotBefore < h[k].NotBefore }
+func (h backoffHeap) Less(i, k int) bool { return h[i].extra().notBefore < h[k].extra().notBefore }
 func (h backoffHeap) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]
-	h[i].heapIdx, h[k].heapIdx = i, k
+	h[i].heapIdx, h[k].heapIdx = int32(i), int32(k)
 }
-func (h *backoffHeap) Push(x any) { j := x.(*ljob); j.heapIdx = len(*h); *h = append(*h, j) }
+func (h *backoffHeap) Push(x any) { j := x.(*ljob); j.heapIdx = int32(len(*h)); *h = append(*h, j) }
 func (h *backoffHeap) Pop() any {
 	old := *h
 	j := old[len(old)-1]

@@ -2,6 +2,7 @@ package jobstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -27,7 +28,6 @@ const magic = "gaffer-jobstore"
 var (
 	bucketMeta    = []byte("meta")
 	bucketJobs    = []byte("jobs")
-	bucketInputs  = []byte("inputs")
 	bucketResults = []byte("results")
 	bucketShared  = []byte("shared")
 
@@ -38,7 +38,7 @@ var (
 	keyRootResult = []byte("root_result")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketJobs, bucketInputs, bucketResults, bucketShared}
+var allBuckets = [][]byte{bucketMeta, bucketJobs, bucketResults, bucketShared}
 
 // BoltOptions tune OpenBolt. A nil *BoltOptions means the defaults.
 type BoltOptions struct {
@@ -51,6 +51,13 @@ type BoltOptions struct {
 	// ReadOnly opens the store for reading, sharing the file lock with
 	// other readers. Update fails.
 	ReadOnly bool
+	// MmapSize is the address space reserved for the file up front; 0
+	// means 1 GiB. When a transaction grows the file past the mapping,
+	// bbolt remaps it and first copies every page the transaction touched
+	// onto the heap: with a million new jobs in one transaction that copy
+	// was the leader's largest use of memory. Reserving address space
+	// costs no memory until the file grows into it.
+	MmapSize int
 }
 
 // Bolt is the bbolt-backed Store: one file per workflow.
@@ -84,11 +91,12 @@ func OpenBolt(path string, opts *BoltOptions) (s *Bolt, err error) {
 		}
 	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        timeout,
-		NoSync:         opts.NoSync,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		ReadOnly:       opts.ReadOnly,
+		Timeout:         timeout,
+		NoSync:          opts.NoSync,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		ReadOnly:        opts.ReadOnly,
+		InitialMmapSize: cmp.Or(opts.MmapSize, 1<<30),
 	})
 	if err != nil {
 		return nil, classifyOpenError(path, err)
@@ -199,7 +207,14 @@ func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) (err error) {
 		return err
 	}
 	defer s.recoverCorrupt(&err)
-	return s.wrap(s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
+	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
+		// Job IDs only grow, so new jobs and results are appended; full
+		// pages instead of bbolt's half-full splits halve the pages a
+		// big commit builds and the file's size.
+		tx.Bucket(bucketJobs).FillPercent = 0.9
+		tx.Bucket(bucketResults).FillPercent = 0.9
+		return fn(&boltTx{tx: tx})
+	}))
 }
 
 func (s *Bolt) wrap(err error) error {
@@ -218,7 +233,10 @@ func (s *Bolt) recoverCorrupt(err *error) {
 	}
 }
 
-type boltTx struct{ tx *bolt.Tx }
+type boltTx struct {
+	tx      *bolt.Tx
+	scratch []byte // reused by encodeValue
+}
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -256,29 +274,19 @@ func (t *boltTx) AllocIDs(n int) (JobID, error) {
 	return JobID(first), nil
 }
 
-// A stored job is one byte of state followed by the JSON record, so that
-// Jobs can filter by state without decoding.
-func encodeJob(j *Job) ([]byte, error) {
-	if !j.State.Valid() {
-		return nil, fmt.Errorf("jobstore: job %s: invalid state %d", j.ID, j.State)
-	}
-	b, err := json.Marshal(j)
-	if err != nil {
-		return nil, fmt.Errorf("jobstore: encode job %s: %w", j.ID, err)
-	}
-	return append([]byte{byte(j.State)}, b...), nil
-}
-
 func decodeJob(k, v []byte) (*Job, error) {
-	if len(k) != 8 || len(v) < 2 {
-		return nil, fmt.Errorf("%w: job record of %d bytes under key %x", ErrCorrupt, len(v), k)
+	if len(k) != 8 {
+		return nil, fmt.Errorf("%w: job key %x", ErrCorrupt, k)
 	}
-	j := new(Job)
-	if err := json.Unmarshal(v[1:], j); err != nil {
-		return nil, fmt.Errorf("%w: job %x: %w", ErrCorrupt, k, err)
+	id := JobID(binary.BigEndian.Uint64(k))
+	state, rec, _, err := splitValue(v)
+	if err == nil {
+		var j *Job
+		if j, err = decodeRecord(id, state, rec); err == nil {
+			return j, nil
+		}
 	}
-	j.ID = JobID(binary.BigEndian.Uint64(k))
-	return j, nil
+	return nil, fmt.Errorf("%w: job %s: %w", ErrCorrupt, id, err)
 }
 
 func (t *boltTx) Job(id JobID) (*Job, error) {
@@ -314,26 +322,30 @@ func (t *boltTx) CreateJob(j *Job, input []byte) error {
 	if jobs.Get(k) != nil {
 		return fmt.Errorf("%w: job %s", ErrExists, j.ID)
 	}
-	v, err := encodeJob(j)
+	v, err := encodeValue(j, input, &t.scratch)
 	if err != nil {
 		return err
 	}
-	if err := jobs.Put(k, v); err != nil {
-		return err
-	}
-	if input != nil {
-		return t.tx.Bucket(bucketInputs).Put(k, input)
-	}
-	return nil
+	return jobs.Put(k, v)
 }
 
 func (t *boltTx) UpdateJob(j *Job) error {
+	return t.rewrite(j.ID, func(_ State, rec, input []byte) ([]byte, error) { return encodeValue(j, input, &t.scratch) })
+}
+
+// rewrite replaces a stored value with fn's version of it.
+func (t *boltTx) rewrite(id JobID, fn func(state State, rec, input []byte) ([]byte, error)) error {
 	jobs := t.tx.Bucket(bucketJobs)
-	k := key(j.ID)
-	if jobs.Get(k) == nil {
-		return fmt.Errorf("%w: job %s", ErrNotFound, j.ID)
+	k := key(id)
+	old := jobs.Get(k)
+	if old == nil {
+		return fmt.Errorf("%w: job %s", ErrNotFound, id)
 	}
-	v, err := encodeJob(j)
+	state, rec, input, err := splitValue(old)
+	if err != nil {
+		return fmt.Errorf("%w: job %s: %w", ErrCorrupt, id, err)
+	}
+	v, err := fn(state, rec, input)
 	if err != nil {
 		return err
 	}
@@ -341,8 +353,7 @@ func (t *boltTx) UpdateJob(j *Job) error {
 }
 
 func (t *boltTx) DeleteJob(id JobID) error {
-	k := key(id)
-	return errors.Join(t.tx.Bucket(bucketJobs).Delete(k), t.tx.Bucket(bucketInputs).Delete(k))
+	return t.tx.Bucket(bucketJobs).Delete(key(id))
 }
 
 func (t *boltTx) get(bucket []byte, k []byte, what string) ([]byte, error) {
@@ -354,11 +365,28 @@ func (t *boltTx) get(bucket []byte, k []byte, what string) ([]byte, error) {
 }
 
 func (t *boltTx) Input(id JobID) ([]byte, error) {
-	return t.get(bucketInputs, key(id), "input of job "+id.String())
+	v := t.tx.Bucket(bucketJobs).Get(key(id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: input of job %s", ErrNotFound, id)
+	}
+	_, _, input, err := splitValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: job %s: %w", ErrCorrupt, id, err)
+	}
+	if len(input) == 0 {
+		return nil, fmt.Errorf("%w: input of job %s", ErrNotFound, id)
+	}
+	return bytes.Clone(input), nil
 }
 
 func (t *boltTx) PutInput(id JobID, input []byte) error {
-	return t.tx.Bucket(bucketInputs).Put(key(id), input)
+	return t.rewrite(id, func(state State, rec, _ []byte) ([]byte, error) {
+		out := make([]byte, 0, 2+binary.MaxVarintLen64+len(rec)+len(input))
+		out = append(out, byte(state), recordFormat)
+		out = binary.AppendUvarint(out, uint64(len(rec)))
+		out = append(append(out, rec...), input...)
+		return out, nil
+	})
 }
 
 func (t *boltTx) Result(id JobID) ([]byte, error) {

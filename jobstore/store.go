@@ -79,7 +79,8 @@ type ReadTx interface {
 	RootResult() ([]byte, error)
 }
 
-// Tx reads and writes a store.
+// Tx reads and writes a store. Its methods do not keep the *Job or the
+// byte slices they are given: a caller may reuse them at once.
 type Tx interface {
 	ReadTx
 	// SetMeta replaces the workflow's description.
@@ -94,7 +95,7 @@ type Tx interface {
 	// DeleteJob removes a job and its input, but not its result (a later
 	// job may still need it). Deleting a missing job is not an error.
 	DeleteJob(id JobID) error
-	// PutInput replaces a job's input.
+	// PutInput replaces a stored job's input; ErrNotFound if there is no job.
 	PutInput(id JobID, input []byte) error
 	// PutResult stores a job's return value.
 	PutResult(id JobID, value []byte) error
