@@ -222,11 +222,26 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 // load streams the live jobs of a stored workflow into memory.
 func (l *Leader) load(ctx context.Context, root Node) error {
 	err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
+		// Jobs and their predecessor lists are allocated in chunks: a
+		// million separate objects would make every garbage collection
+		// of the run slower.
+		var slab []ljob
+		var preds []JobID
 		for rec, err := range tx.Jobs() {
 			if err != nil {
 				return err
 			}
-			l.g.jobs[rec.ID] = l.g.fromRecord(rec)
+			if len(slab) == cap(slab) {
+				slab = make([]ljob, 0, 4096)
+			}
+			if len(preds)+len(rec.Preds) > cap(preds) {
+				preds = make([]JobID, 0, max(4096, len(rec.Preds)))
+			}
+			k := len(preds)
+			preds = append(preds, rec.Preds...)
+			rec.Preds = preds[k:len(preds):len(preds)]
+			slab = append(slab, *l.g.fromRecord(rec))
+			l.g.jobs[rec.ID] = &slab[len(slab)-1]
 		}
 		return nil
 	})

@@ -1,0 +1,169 @@
+// Command gaffer-bench measures whole workflow runs: throughput, the
+// leader's peak memory, and how fast a big store resumes. Each run is its
+// own process, so that peak RSS belongs to one scenario.
+//
+//	go run ./cmd/gaffer-bench -scenario fanout -n 100000
+//	go run ./cmd/gaffer-bench -scenario fanout -n 2000 -mode subprocess
+//	go run ./cmd/gaffer-bench -scenario fanout -n 1000000
+//	go run ./cmd/gaffer-bench -scenario resume -n 1000000
+//
+// Stores are durable (fsync at every commit) and live in -dir.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/gafferhq/gaffer"
+	"github.com/gafferhq/gaffer/batchsystem/local"
+	"github.com/gafferhq/gaffer/examples/fanout/fanout"
+)
+
+func main() {
+	gaffer.ServeWorker()
+	scenario := flag.String("scenario", "fanout", "fanout or resume")
+	n := flag.Int("n", 100000, "children of the fan-out")
+	mode := flag.String("mode", "inprocess", "inprocess or subprocess")
+	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gaffer-bench:", err)
+			os.Exit(1)
+		}
+		profile = f
+	}
+	if err := run(*scenario, *n, *mode, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "gaffer-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(scenario string, n int, mode, dir string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "gaffer-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	opts := local.Options{}
+	switch mode {
+	case "inprocess":
+	case "subprocess":
+		opts.Mode = local.Subprocess
+	default:
+		return fmt.Errorf("-mode %q: want inprocess or subprocess", mode)
+	}
+	store := filepath.Join(dir, "bench.db")
+	switch scenario {
+	case "fanout":
+		l, bs, err := leader(store, opts)
+		if err != nil {
+			return err
+		}
+		defer bs.Shutdown(context.Background())
+		defer l.Close()
+		stop := startProfile()
+		start := time.Now()
+		sum, err := gaffer.Run(context.Background(), l, fanout.Root.New(n))
+		stop()
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		if want := n * (n - 1) / 2; sum != want {
+			return fmt.Errorf("sum %d, want %d", sum, want)
+		}
+		s := l.Stats()
+		fmt.Printf("fanout n=%d mode=%s: %d jobs in %.2fs = %.0f jobs/s; %d commits; leader peak RSS %s\n",
+			n, mode, n+2, took.Seconds(), float64(n+2)/took.Seconds(), s.Commits, peakRSS())
+	case "resume":
+		// Make a store holding n pending jobs: run the fan-out until the
+		// root has stored its children, then stop the leader.
+		l, bs, err := leader(store, opts)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			for l.Stats().Succeeded < 1 {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
+		_, err = gaffer.Run(ctx, l, fanout.Root.New(n))
+		if !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("preparing the store: %v", err)
+		}
+		l.Close()
+		bs.Shutdown(context.Background())
+
+		l, bs, err = leader(store, opts)
+		if err != nil {
+			return err
+		}
+		defer bs.Shutdown(context.Background())
+		defer l.Close()
+		stop := startProfile()
+		start := time.Now()
+		sum, err := gaffer.Run[int](context.Background(), l, nil)
+		stop()
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		if want := n * (n - 1) / 2; sum != want {
+			return fmt.Errorf("sum %d, want %d", sum, want)
+		}
+		s := l.Stats()
+		fmt.Printf("resume n=%d mode=%s: first job issued %.2fs after Run started; finished in %.2fs; %d commits; peak RSS of the process %s\n",
+			n, mode, s.FirstIssue.Seconds(), took.Seconds(), s.Commits, peakRSS())
+	default:
+		return fmt.Errorf("-scenario %q: want fanout or resume", scenario)
+	}
+	return nil
+}
+
+// profile, if set, receives a CPU profile of the measured part.
+var profile *os.File
+
+func startProfile() func() {
+	if profile == nil {
+		return func() {}
+	}
+	pprof.StartCPUProfile(profile)
+	return func() { pprof.StopCPUProfile(); profile.Close() }
+}
+
+func leader(store string, opts local.Options) (*gaffer.Leader, *local.System, error) {
+	bs, err := local.New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := gaffer.NewLeader(gaffer.Config{Store: store, BatchSystem: bs})
+	if err != nil {
+		bs.Shutdown(context.Background())
+		return nil, nil, err
+	}
+	return l, bs, nil
+}
+
+// peakRSS is the process's peak resident set (workers not included).
+func peakRSS() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(ru.Maxrss)/1024)
+}
