@@ -8,6 +8,7 @@ import (
 
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
+	"github.com/gafferhq/gaffer/scaler"
 )
 
 // Config configures a Leader. The zero value of every field but Store
@@ -56,6 +57,14 @@ type Config struct {
 	// PollInterval is the longest the leader waits for a job event before
 	// it does its periodic checks. 0 means 1 s.
 	PollInterval time.Duration
+
+	// Provisioner, if set, lets the leader grow and shrink the cluster its
+	// batch system runs on: a cluster scaler runs beside the leader,
+	// learns from finished jobs and sizes the cluster to the issued ones.
+	Provisioner scaler.Provisioner
+	// Scaling configures that scaler; its zero value means the scaler's
+	// defaults.
+	Scaling scaler.Config
 
 	// NoSync skips fsync at commits: faster, not durable. Tests only.
 	NoSync bool

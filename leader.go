@@ -18,6 +18,7 @@ import (
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/batchsystem/local"
 	"github.com/gafferhq/gaffer/jobstore"
+	"github.com/gafferhq/gaffer/scaler"
 )
 
 // Leader runs one workflow: it walks the job graph, issues runnable jobs
@@ -48,6 +49,11 @@ type Leader struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	clock     Clock // the batch system's, if it keeps its own time
+	work      *workload
+	scaler    *scaler.ClusterScaler
+	nextScale time.Time
 }
 
 // Stats counts what a leader did, for benchmarks and monitoring.
@@ -86,6 +92,8 @@ func NewLeader(cfg Config) (*Leader, error) {
 	if ip, ok := l.bs.(batchsystem.InProcess); ok {
 		l.inProc = ip.InProcess()
 	}
+	l.clock, _ = l.bs.(Clock)
+	l.work = &workload{issued: map[batchsystem.ID]scaler.Job{}}
 	return l, nil
 }
 
@@ -130,7 +138,11 @@ func (l *Leader) Run(ctx context.Context, root Node) (json.RawMessage, error) {
 	if err := l.adoptFinishedResults(ctx); err != nil {
 		return nil, err
 	}
-	err := l.loop(ctx, start)
+	stopScaler, err := l.startScaler(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = l.loop(ctx, start)
 	if len(l.issued) > 0 {
 		// Leave nothing of this workflow running, whatever ended the loop.
 		ids := make([]batchsystem.ID, 0, len(l.issued))
@@ -141,6 +153,7 @@ func (l *Leader) Run(ctx context.Context, root Node) (json.RawMessage, error) {
 			l.log.Warn("killing issued jobs", "err", kerr)
 		}
 	}
+	stopScaler()
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +186,9 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		return errors.New("gaffer: Run called twice on one Leader; make a new Leader to resume")
 	}
 	l.g = newGraph(l.cfg.RetryCount, l.cfg.RetryBackoff, l.cfg.RetryBackoffFactor)
+	if l.clock != nil {
+		l.g.now = l.clock.Now
+	}
 	l.issued = map[batchsystem.ID]*ljob{}
 	var frag *fragment
 	err := l.store.Update(ctx, func(tx jobstore.Tx) error {
@@ -477,6 +493,9 @@ func (l *Leader) loop(ctx context.Context, start time.Time) error {
 		if next > 0 && next < wait {
 			wait = next
 		}
+		if d := l.stepScaler(ctx); d > 0 && d < wait {
+			wait = d
+		}
 		fin, err := l.bs.WaitFinished(ctx, wait)
 		if err != nil {
 			return fmt.Errorf("gaffer: waiting for jobs: %w", err)
@@ -512,6 +531,7 @@ func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 		return event{}, false
 	}
 	delete(l.issued, fin.ID)
+	l.work.done(fin.ID, fin.WallTime)
 	j.where = nowhere
 	e := event{j: j, fin: fin}
 	if l.inProc {
@@ -816,6 +836,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	}
 	j.where, j.bsID = isIssued, id
 	l.issued[id] = j
+	l.work.add(id, j.kind, spec.Requirements)
 	l.statsMu.Lock()
 	l.stats.Issued++
 	l.statsMu.Unlock()
