@@ -1,0 +1,44 @@
+// Package gaffer runs workflow DAGs: jobs with children, follow-ons and
+// joins, whose results are promises that later jobs take as input. It is
+// the engine of Toil rebuilt as a Go library.
+//
+// # Using it
+//
+// Register job types at package level with Register or MustRegister, build
+// a root job with JobType.New, and run it with a Leader:
+//
+//	leader, err := gaffer.NewLeader(gaffer.Config{Store: "wf.db"})
+//	...
+//	value, err := gaffer.Run(ctx, leader, Root.New(input))
+//
+// Inside a job, the JobContext adds children and follow-ons, logs to the
+// job's log, and gives a scratch directory and the workflow's file store.
+//
+// # Caveats, bluntly
+//
+//   - Job type names are the contract. A store records names, not
+//     functions; rename a type and stored jobs of it fail with
+//     ErrUnknownJobType.
+//   - A job type that makes jobs of its own type must be registered in an
+//     init function: a package variable cannot refer to itself.
+//   - Inputs and results are JSON and live in the store. Keep them small;
+//     put data in the file store (JobContext.Files) and pass FileIDs.
+//   - Promises are resolved when a job is issued. A job whose input
+//     promises the result of a job that does not run before it fails with
+//     ErrUnfulfilledPromise; order them with a child or follow-on edge.
+//   - Results are kept until the workflow ends (Toil deletes each promise
+//     file once read); a workflow with huge results grows its store.
+//   - Jobs should be idempotent. A job running when its leader died is run
+//     again by the next leader unless its worker finished and left its
+//     result in its folder. In-process jobs always run again.
+//   - In-process jobs share the leader's process: a job that never returns
+//     holds its resources, and Kill can only cancel its context.
+//   - Subprocess and cluster workers are this same binary started again:
+//     call ServeWorker first thing in main, and keep the binary identical
+//     between the leader and its workers.
+//   - One leader per store. The store is a bbolt file on local disk; only
+//     the work directory must be shared with the workers.
+//   - The leader's memory is about 200 bytes per live job, plus what the
+//     largest single transaction needs: a job that adds a million children
+//     at once briefly takes about 1 GiB (see docs/benchmarks.md).
+package gaffer
