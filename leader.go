@@ -50,6 +50,10 @@ type Leader struct {
 	statsMu sync.Mutex
 	stats   Stats
 
+	// mu guards the scheduling state against Why and Status. The loop
+	// holds it except while it waits for the batch system.
+	mu sync.Mutex
+
 	clock     Clock // the batch system's, if it keeps its own time
 	work      *workload
 	scaler    *scaler.ClusterScaler
@@ -182,6 +186,8 @@ func Run[Out any](ctx context.Context, l *Leader, root *Job[Out]) (Out, error) {
 
 // open loads the workflow, storing root's graph on a fresh store.
 func (l *Leader) open(ctx context.Context, root Node) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.g != nil {
 		return errors.New("gaffer: Run called twice on one Leader; make a new Leader to resume")
 	}
@@ -478,6 +484,8 @@ type event struct {
 }
 
 func (l *Leader) loop(ctx context.Context, start time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for !l.g.rootDone && !l.g.rootFailed {
 		next := l.g.promoteBackoff()
 		if err := l.issueReady(ctx, start); err != nil {
@@ -496,7 +504,9 @@ func (l *Leader) loop(ctx context.Context, start time.Time) error {
 		if d := l.stepScaler(ctx); d > 0 && d < wait {
 			wait = d
 		}
+		l.mu.Unlock()
 		fin, err := l.bs.WaitFinished(ctx, wait)
+		l.mu.Lock()
 		if err != nil {
 			return fmt.Errorf("gaffer: waiting for jobs: %w", err)
 		}
@@ -852,6 +862,8 @@ func (l *Leader) jobDir(id JobID) string {
 // leader wrote after it stopped: a job that finished while no leader was
 // running is not run again.
 func (l *Leader) adoptFinishedResults(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	entries, err := os.ReadDir(filepath.Join(l.cfg.WorkDir, "jobs"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

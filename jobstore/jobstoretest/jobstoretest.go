@@ -109,6 +109,22 @@ func testCRUD(t *testing.T, open Opener) {
 	missing := sample(8, jobstore.StatePending)
 	err = s.Update(ctx, func(tx jobstore.Tx) error { return tx.UpdateJob(missing) })
 	require.ErrorIs(t, err, jobstore.ErrNotFound)
+	err = s.Update(ctx, func(tx jobstore.Tx) error { return tx.PutInput(8, []byte("1")) })
+	require.ErrorIs(t, err, jobstore.ErrNotFound, "an input needs its job")
+
+	// Replacing the input keeps the record; updating the record keeps the input.
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.PutInput(7, []byte(`{"x":2}`)) }))
+	j.Name = "renamed"
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.UpdateJob(j) }))
+	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
+		in, err := tx.Input(7)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"x":2}`, string(in))
+		got, err := tx.Job(7)
+		require.NoError(t, err)
+		require.Equal(t, "renamed", got.Name)
+		return nil
+	}))
 
 	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.DeleteJob(7) }))
 	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.DeleteJob(7) }), "deleting twice is fine")
