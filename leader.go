@@ -44,8 +44,9 @@ type Leader struct {
 	mailMu sync.Mutex
 	mail   map[uint64]*outcome // in-process outcomes, by issue number
 
-	cleanup []string     // job folders to remove after the next commit
-	rec     jobstore.Job // reused for every record written
+	cleanup        []string     // job folders to remove after the next commit
+	backingsToSave bool         // backing IDs recorded since the last commit
+	rec            jobstore.Job // reused for every record written
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -140,6 +141,9 @@ func (l *Leader) Run(ctx context.Context, root Node) (json.RawMessage, error) {
 		return nil, l.failure()
 	}
 	if err := l.adoptFinishedResults(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.adoptRunningJobs(ctx); err != nil {
 		return nil, err
 	}
 	stopScaler, err := l.startScaler(ctx)
@@ -552,9 +556,13 @@ func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 		return e, true
 	}
 	dir := l.jobDir(j.id)
-	e.out = readOutcome(filepath.Join(dir, resultFile(l.meta.Epoch, j.seq)), j)
+	epoch := l.meta.Epoch
+	if x := j.extra(); x.issueEpoch != 0 {
+		epoch = x.issueEpoch
+	}
+	e.out = readOutcome(filepath.Join(dir, resultFile(epoch, j.seq)), j)
 	if e.out != nil && !e.out.OK && e.out.LogTail == "" || e.out == nil && fin.ExitCode != 0 {
-		tail := readTail(filepath.Join(dir, logFile(l.meta.Epoch, j.seq)), logTailMax)
+		tail := readTail(filepath.Join(dir, logFile(epoch, j.seq)), logTailMax)
 		if e.out != nil {
 			e.out.LogTail = tail
 		} else {
@@ -616,6 +624,7 @@ func (l *Leader) commit(ctx context.Context, fn func(jobstore.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("gaffer: committing job events: %w", err)
 	}
+	l.backingsToSave = false
 	l.statsMu.Lock()
 	l.stats.Commits++
 	l.statsMu.Unlock()
@@ -784,11 +793,42 @@ func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if len(bad) == 0 && l.backingsToSave {
+			// Save the backing IDs now: a leader that dies before its next
+			// commit would otherwise issue these jobs a second time.
+			if err := l.commit(ctx, func(jobstore.Tx) error { return nil }); err != nil {
+				return err
+			}
+		}
 		if err := l.apply(ctx, bad); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// spec describes job j, issued under epoch, to the batch system. For
+// batch systems that start processes it names the job's folder, log and
+// worker command; issue adds Run for in-process ones.
+func (l *Leader) spec(j *ljob, epoch uint64) batchsystem.JobSpec {
+	spec := batchsystem.JobSpec{
+		JobID: j.id.String(), Name: j.display(), Kind: j.kind, Attempt: int(j.tries) + 1,
+		Requirements: l.cfg.fill(*j.req),
+	}
+	if !l.inProc {
+		spec.Dir = l.jobDir(j.id)
+		spec.LogPath = filepath.Join(spec.Dir, logFile(epoch, j.seq))
+		spec.Command = append(slices.Clip(l.cfg.WorkerCommand), WorkerArg, spec.Dir)
+		spec.Env = l.cfg.WorkerEnv
+	}
+	return spec
+}
+
+// track records an issued job.
+func (l *Leader) track(j *ljob, id batchsystem.ID, spec batchsystem.JobSpec) {
+	j.where, j.bsID = isIssued, id
+	l.issued[id] = j
+	l.work.add(id, j.kind, spec.Requirements)
 }
 
 // issue hands one job to the batch system, or returns the failure event.
@@ -799,10 +839,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 		Job: j.id, Kind: j.kind, Name: j.extra().name, Attempt: int(j.tries) + 1, Epoch: l.meta.Epoch, Seq: j.seq,
 		WorkDir: l.cfg.WorkDir, Input: input,
 	}
-	spec := batchsystem.JobSpec{
-		JobID: j.id.String(), Name: j.display(), Kind: j.kind, Attempt: int(j.tries) + 1,
-		Requirements: l.cfg.fill(*j.req),
-	}
+	spec := l.spec(j, l.meta.Epoch)
 	if l.inProc {
 		seq := j.seq
 		spec.Run = func(ctx context.Context) error {
@@ -820,20 +857,15 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 			return nil
 		}
 	} else {
-		dir := l.jobDir(j.id)
 		b, err := json.Marshal(env)
 		if err == nil {
-			if err = os.MkdirAll(dir, 0o755); err == nil {
-				err = writeFileAtomic(filepath.Join(dir, inputFile), b, false)
+			if err = os.MkdirAll(spec.Dir, 0o755); err == nil {
+				err = writeFileAtomic(filepath.Join(spec.Dir, inputFile), b, false)
 			}
 		}
 		if err != nil {
-			return event{j: j, msg: fmt.Sprintf("writing the job's input to %s: %v", dir, err)}, false
+			return event{j: j, msg: fmt.Sprintf("writing the job's input to %s: %v", spec.Dir, err)}, false
 		}
-		spec.Dir = dir
-		spec.LogPath = filepath.Join(dir, logFile(l.meta.Epoch, j.seq))
-		spec.Command = append(slices.Clip(l.cfg.WorkerCommand), WorkerArg, dir)
-		spec.Env = l.cfg.WorkerEnv
 	}
 	id, err := l.bs.Issue(ctx, spec)
 	if err != nil {
@@ -844,9 +876,16 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 		return event{j: j, msg: fmt.Sprintf("job %s could not be issued: %v", j.display(), err),
 			permanent: errors.Is(err, batchsystem.ErrInsufficientResources)}, false
 	}
-	j.where, j.bsID = isIssued, id
-	l.issued[id] = j
-	l.work.add(id, j.kind, spec.Requirements)
+	l.track(j, id, spec)
+	if a, ok := l.bs.(batchsystem.Adopter); ok {
+		if backing, ok := a.BackingID(id); ok {
+			// Stored with the issue's epoch and number, which name the
+			// result file, so that a later leader can adopt the job.
+			j.ext().backing = fmt.Sprintf("%d.%d/%s", l.meta.Epoch, j.seq, backing)
+			l.g.touch(j)
+			l.backingsToSave = true
+		}
+	}
 	l.statsMu.Lock()
 	l.stats.Issued++
 	l.statsMu.Unlock()
@@ -900,6 +939,47 @@ func (l *Leader) adoptFinishedResults(ctx context.Context) error {
 		l.log.Info("adopted results written while no leader ran", "jobs", len(events))
 	}
 	return l.apply(ctx, events)
+}
+
+// adoptRunningJobs takes over the jobs an earlier leader issued to a
+// batch system whose jobs outlive it, instead of issuing them again. A job
+// the batch system will not adopt is issued again.
+func (l *Leader) adoptRunningJobs(ctx context.Context) error {
+	a, ok := l.bs.(batchsystem.Adopter)
+	if !ok || l.inProc {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	adopted := 0
+	for _, j := range l.g.jobs {
+		x := j.extra()
+		if j.state != jobstore.StatePending || x.backing == "" || j.where == isIssued {
+			continue
+		}
+		var epoch, seq uint64
+		var backing string
+		if n, _ := fmt.Sscanf(x.backing, "%d.%d/%s", &epoch, &seq, &backing); n != 3 {
+			l.log.Warn("unreadable backing ID; issuing the job again", "job_id", j.id.String(), "backing", x.backing)
+			x.backing = ""
+			continue
+		}
+		j.seq = seq
+		spec := l.spec(j, epoch)
+		id, err := a.Adopt(ctx, spec, backing)
+		if err != nil {
+			l.log.Warn("could not adopt job; issuing it again", "job_id", j.id.String(), "backing", backing, "err", err)
+			x.backing = ""
+			continue
+		}
+		x.issueEpoch = epoch
+		l.track(j, id, spec)
+		adopted++
+	}
+	if adopted > 0 {
+		l.log.Info("adopted jobs an earlier leader issued", "jobs", adopted)
+	}
+	return nil
 }
 
 func (l *Leader) rootResult(ctx context.Context) (json.RawMessage, error) {

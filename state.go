@@ -43,6 +43,9 @@ type jobExtra struct {
 	cause                             JobID
 	backoff                           time.Duration
 	notBefore                         int64
+	// issueEpoch is the epoch of the leader that issued an adopted job,
+	// whose result file carries that epoch; 0 means this leader's.
+	issueEpoch uint64
 }
 
 var noExtra jobExtra
@@ -87,7 +90,7 @@ func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
 // clearFailure forgets the last failure once the job succeeds.
 func (j *ljob) clearFailure() {
 	if j.x != nil {
-		j.x.lastError, j.x.logTail, j.x.notBefore, j.x.backing = "", "", 0, ""
+		j.x.lastError, j.x.logTail, j.x.notBefore, j.x.backing, j.x.issueEpoch = "", "", 0, "", 0
 		if *j.x == noExtra {
 			j.x = nil
 		}

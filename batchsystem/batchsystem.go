@@ -189,3 +189,15 @@ func (e *InsufficientResourcesError) Error() string {
 
 // Is reports that e is an ErrInsufficientResources.
 func (e *InsufficientResourcesError) Is(target error) bool { return target == ErrInsufficientResources }
+
+// Adopter is implemented by batch systems whose jobs outlive the leader
+// that issued them, such as a cluster scheduler. The leader records each
+// job's backing ID; a later leader on the same store adopts the jobs still
+// known to the scheduler instead of issuing them again.
+type Adopter interface {
+	// BackingID returns the backing scheduler's ID of an issued job.
+	BackingID(id ID) (string, bool)
+	// Adopt tracks a job that an earlier leader issued under backing,
+	// as if Issue had just returned it. spec must describe the same job.
+	Adopt(ctx context.Context, spec JobSpec, backing string) (ID, error)
+}
