@@ -484,6 +484,7 @@ type event struct {
 	fin       *batchsystem.FinishedJob
 	out       *outcome
 	msg       string // failure made up by the leader
+	logTail   string // the worker's log, when it left no result
 	permanent bool
 }
 
@@ -566,7 +567,7 @@ func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 		if e.out != nil {
 			e.out.LogTail = tail
 		} else {
-			e.msg = tail
+			e.logTail = tail
 		}
 	}
 	l.cleanup = append(l.cleanup, dir)
@@ -675,14 +676,13 @@ func (l *Leader) handle(tx jobstore.Tx, e *event) error {
 	if e.out != nil && e.out.OK {
 		return l.succeed(tx, j, e.out)
 	}
-	msg, tail, permanent := e.msg, "", e.permanent
+	msg, tail, permanent := e.msg, e.logTail, e.permanent
 	switch {
 	case e.out != nil:
 		msg, tail, permanent = e.out.Error, e.out.LogTail, e.out.Permanent
 	case e.fin != nil && e.fin.ExitCode == 0:
 		msg = "the job exited 0 but its result never reached the leader (reason " + batchsystem.Partition.String() + ")"
 	case e.fin != nil:
-		tail = msg
 		msg = fmt.Sprintf("exit code %d (%s)", e.fin.ExitCode, e.fin.Reason)
 		if e.fin.Message != "" {
 			msg += ": " + e.fin.Message

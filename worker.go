@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -95,7 +96,7 @@ func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.H
 	}
 	res, err := reg.run(ctx, jc, env.Input)
 	if err == nil {
-		out.Graph, err = collect(jc.self, append(slices2(jc.self.children), jc.self.followOns...))
+		out.Graph, err = collect(jc.self, slices.Concat(jc.self.children, jc.self.followOns))
 		if err != nil {
 			err = &permanentError{fmt.Errorf("job %s: %w", jc.display(), err)}
 		}
@@ -110,8 +111,6 @@ func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.H
 	out.OK, out.Result = true, res
 	return out
 }
-
-func slices2(s []*node) []*node { return append([]*node(nil), s...) }
 
 func workerMain(args []string) int {
 	if len(args) != 1 {

@@ -1,0 +1,86 @@
+package gaffer_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gafferhq/gaffer"
+	"github.com/gafferhq/gaffer/batchsystem/local"
+)
+
+// Crash kills its worker process without leaving a result.
+var Crash = gaffer.MustRegister("sub.crash", func(ctx context.Context, jc *gaffer.JobContext, code int) (int, error) {
+	fmt.Fprintln(os.Stderr, "worker going down hard")
+	os.Exit(code)
+	return 0, nil
+})
+
+func TestSubprocessWorkerThatDiesIsAFailureWithItsLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	l, _ := newLeader(t, testOpts{mode: local.Subprocess})
+	_, err := l.Run(t.Context(), Crash.New(7, gaffer.Name("crasher")))
+	var fe *gaffer.FailedJobsError
+	require.ErrorAs(t, err, &fe)
+	require.Len(t, fe.Jobs, 1)
+	require.Equal(t, 2, fe.Jobs[0].Tries)
+	require.Equal(t, "exit code 7 (finished)", fe.Jobs[0].Err)
+	require.Contains(t, fe.Jobs[0].LogTail, "worker going down hard")
+}
+
+// Write stores its input in the file store; Read, its child, reads it back.
+var Write = gaffer.MustRegister("sub.write", func(ctx context.Context, jc *gaffer.JobContext, text string) (string, error) {
+	files, err := jc.Files()
+	if err != nil {
+		return "", err
+	}
+	id, err := files.Write(ctx, strings.NewReader(text))
+	if err != nil {
+		return "", err
+	}
+	scratch, err := jc.ScratchDir()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(scratch+"/tmp.txt", []byte("scratch"), 0o600); err != nil {
+		return "", err
+	}
+	read := Read.New(id)
+	jc.AddChild(read)
+	return gaffer.Forward(jc, read.Result())
+})
+
+var Read = gaffer.MustRegister("sub.read", func(ctx context.Context, jc *gaffer.JobContext, id gaffer.FileID) (string, error) {
+	files, err := jc.Files()
+	if err != nil {
+		return "", err
+	}
+	r, err := files.Open(id)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return fmt.Sprintf("%s (read by %s, attempt %d)", b, jc.Kind(), jc.Attempt()), err
+})
+
+func TestSubprocessJobsShareTheFileStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	l, store := newLeader(t, testOpts{mode: local.Subprocess})
+	got, err := gaffer.Run(t.Context(), l, Write.New("across processes"))
+	require.NoError(t, err)
+	require.Equal(t, "across processes (read by sub.read, attempt 1)", got)
+	left, _ := os.ReadDir(store + ".work/scratch")
+	require.Empty(t, left, "scratch directories are removed when their job ends")
+	jobs, _ := os.ReadDir(store + ".work/jobs")
+	require.Empty(t, jobs, "job folders are removed once their result is stored")
+}
