@@ -3,6 +3,16 @@
 //
 //	go run ./examples/fanout -n 100000
 //	go run ./examples/fanout -n 1000 -mode subprocess
+//	go run ./examples/fanout -n 20 -mode slurm
+//
+// With -mode slurm every job is one Slurm batch job, run by this program
+// in worker mode. The jobs must see the program, the store's work
+// directory (next to the store) and the same paths as the leader: on a
+// real cluster, build the program onto a shared file system and pass a
+// -store there; `go run` works on a one-node cluster such as the one
+// scripts/slurm-cluster.sh starts. Without -store, slurm mode makes its
+// temporary store under the current directory rather than under $TMPDIR,
+// which compute nodes rarely share.
 package main
 
 import (
@@ -16,53 +26,93 @@ import (
 	"time"
 
 	"github.com/gafferhq/gaffer"
+	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/batchsystem/local"
+	"github.com/gafferhq/gaffer/batchsystem/slurm"
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
 )
 
 func main() {
 	gaffer.ServeWorker() // a worker process runs one job here and exits
 
-	n := flag.Int("n", 1000, "number of children")
-	mode := flag.String("mode", "inprocess", "how jobs run: inprocess or subprocess")
-	store := flag.String("store", "", "job store file (default: a fresh temporary file)")
-	verbose := flag.Bool("v", false, "log the leader's progress to stderr")
+	var o options
+	flag.IntVar(&o.n, "n", 1000, "number of children")
+	flag.StringVar(&o.mode, "mode", "inprocess", "how jobs run: inprocess, subprocess or slurm")
+	flag.StringVar(&o.store, "store", "", "job store file (default: a fresh temporary file)")
+	flag.BoolVar(&o.verbose, "v", false, "log the leader's progress to stderr")
+	flag.StringVar(&o.partition, "partition", "", "slurm mode: partition for the jobs (default: the cluster's default)")
+	flag.DurationVar(&o.poll, "poll", time.Second, "slurm mode: least time between two squeue queries (the adapter's default is 5s; keep it there on a shared cluster)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *n, *mode, *store, *verbose); err != nil {
+	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "fanout:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n int, mode, store string, verbose bool) error {
-	opts := local.Options{}
-	switch mode {
-	case "inprocess":
-	case "subprocess":
-		opts.Mode = local.Subprocess
-	default:
-		return fmt.Errorf("-mode %q: want inprocess or subprocess", mode)
+type options struct {
+	n         int
+	mode      string
+	store     string
+	verbose   bool
+	partition string
+	poll      time.Duration
+}
+
+func run(ctx context.Context, o options) error {
+	var logger *slog.Logger
+	if o.verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if store == "" {
-		dir, err := os.MkdirTemp("", "gaffer-fanout-")
+	if o.store == "" {
+		// Slurm jobs need the work directory (Store + ".work") at the
+		// same path: keep it out of a node-local $TMPDIR.
+		parent := ""
+		if o.mode == "slurm" {
+			parent = "."
+		}
+		dir, err := os.MkdirTemp(parent, "gaffer-fanout-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		store = filepath.Join(dir, "fanout.db")
+		o.store = filepath.Join(dir, "fanout.db")
 	}
-	bs, err := local.New(opts)
+	// Workers are started elsewhere, in another directory: give them an
+	// absolute path.
+	store, err := filepath.Abs(o.store)
+	if err != nil {
+		return err
+	}
+
+	var bs batchsystem.BatchSystem
+	switch o.mode {
+	case "inprocess", "subprocess":
+		opts := local.Options{}
+		if o.mode == "subprocess" {
+			opts.Mode = local.Subprocess
+		}
+		bs, err = local.New(opts)
+	case "slurm":
+		bs, err = slurm.New(slurm.Options{
+			Partition:    o.partition,
+			PollInterval: o.poll,
+			NamePrefix:   "gaffer-fanout",
+			// Jobs run in their folder under the work directory; this is
+			// only the fallback for a job without one.
+			WorkDir: store + ".work",
+			Logger:  logger,
+		})
+	default:
+		return fmt.Errorf("-mode %q: want inprocess, subprocess or slurm", o.mode)
+	}
 	if err != nil {
 		return err
 	}
 	defer bs.Shutdown(context.Background())
-	cfg := gaffer.Config{Store: store, BatchSystem: bs}
-	if verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
+	cfg := gaffer.Config{Store: store, BatchSystem: bs, Logger: logger}
 	leader, err := gaffer.NewLeader(cfg)
 	if err != nil {
 		return err
@@ -70,12 +120,12 @@ func run(ctx context.Context, n int, mode, store string, verbose bool) error {
 	defer leader.Close()
 
 	start := time.Now()
-	sum, err := gaffer.Run(ctx, leader, fanout.Root.New(n))
+	sum, err := gaffer.Run(ctx, leader, fanout.Root.New(o.n))
 	if err != nil {
 		return err
 	}
 	took := time.Since(start)
-	fmt.Printf("sum of 0..%d = %d\n", n-1, sum)
-	fmt.Fprintf(os.Stderr, "%d jobs in %v (%.0f jobs/s)\n", n+2, took.Round(time.Millisecond), float64(n+2)/took.Seconds())
+	fmt.Printf("sum of 0..%d = %d\n", o.n-1, sum)
+	fmt.Fprintf(os.Stderr, "%d jobs in %v (%.0f jobs/s)\n", o.n+2, took.Round(time.Millisecond), float64(o.n+2)/took.Seconds())
 	return nil
 }
