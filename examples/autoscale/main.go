@@ -1,9 +1,14 @@
-// Command autoscale runs a small genomics-like workflow through the
-// simulated cluster with the cluster scaler, three node types, and prints
-// how many nodes of each type were up over time and what it cost.
+// Command autoscale runs a small genomics-like workflow through a gaffer
+// leader on a simulated cluster with three node types, lets the leader's
+// cluster scaler size the cluster, and prints how many nodes of each type
+// were up over time and what it cost.
 //
-// There is no leader yet: a plain driver issues each stage's jobs when the
-// previous stage is done, and the scaler learns runtimes as jobs finish.
+// The workflow is real: job types registered with gaffer, a job graph
+// that grows as jobs run, results passed along as promises, a job store
+// on disk. Only the machines are simulated: the cluster runs each job for
+// a virtual time that depends on its type, then calls its body, so hours
+// of cluster time take seconds. The leader notices that the cluster keeps
+// its own clock and steps the scaler on it.
 //
 //	go run ./examples/autoscale
 package main
@@ -14,9 +19,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/scaler"
 	"github.com/gafferhq/gaffer/scaler/simcluster"
@@ -24,8 +32,10 @@ import (
 
 const gb = 1_000_000_000
 
+// stage is one job type of the workflow: how many jobs of it run, what
+// each asks for and how long each runs on the simulated cluster.
 type stage struct {
-	kind    string
+	name    string // registered as "autoscale." + name
 	jobs    int
 	req     batchsystem.Requirements
 	runtime time.Duration
@@ -37,12 +47,95 @@ var nodeTypes = []scaler.NodeType{
 	{Name: "large", Shape: scaler.Shape{Memory: 128 * gb, Cores: 32, Disk: 200 * gb}, PricePerHour: 1.536},
 }
 
+const (
+	nAlign = 2000
+	nSort  = 400
+	nCall  = 100
+)
+
+// launcher is what the jobs that only start the next stage ask for: they
+// do no work of their own, but still need room on some node to run.
+var launcher = batchsystem.Requirements{Cores: 1, Memory: gb, Disk: gb}
+
+// stages in the order they run. The "-stage" ones are the launchers that
+// add the next stage's jobs once the previous stage is done.
 var stages = []stage{
 	{"split", 1, batchsystem.Requirements{Cores: 1, Memory: 2 * gb, Disk: gb}, 2 * time.Minute},
-	{"align", 2000, batchsystem.Requirements{Cores: 1, Memory: 3 * gb, Disk: 2 * gb}, 7 * time.Minute},
-	{"sort", 400, batchsystem.Requirements{Cores: 4, Memory: 20 * gb, Disk: 10 * gb}, 12 * time.Minute},
-	{"call", 100, batchsystem.Requirements{Cores: 16, Memory: 100 * gb, Disk: 20 * gb}, 25 * time.Minute},
+	{"align", nAlign, batchsystem.Requirements{Cores: 1, Memory: 3 * gb, Disk: 2 * gb}, 7 * time.Minute},
+	{"sort-stage", 1, launcher, 10 * time.Second},
+	{"sort", nSort, batchsystem.Requirements{Cores: 4, Memory: 20 * gb, Disk: 10 * gb}, 12 * time.Minute},
+	{"call-stage", 1, launcher, 10 * time.Second},
+	{"call", nCall, batchsystem.Requirements{Cores: 16, Memory: 100 * gb, Disk: 20 * gb}, 25 * time.Minute},
 	{"merge", 1, batchsystem.Requirements{Cores: 2, Memory: 4 * gb, Disk: 10 * gb}, 5 * time.Minute},
+}
+
+// req returns the requirements of a stage, as a job option for its type.
+func req(name string) gaffer.JobOption {
+	for _, s := range stages {
+		if s.name == name {
+			return gaffer.WithRequirements(s.req)
+		}
+	}
+	panic("autoscale: no stage " + name)
+}
+
+// The job types. Each job returns how many of the input chunks it covers,
+// so the merge's result says whether every chunk made it through every
+// stage. Each stage's launcher forwards its follow-on's result, so the
+// root's value is the merge's.
+var (
+	split = gaffer.MustRegister("autoscale.split", func(ctx context.Context, jc *gaffer.JobContext, chunks int) (int, error) {
+		parts := make([]gaffer.Input[int], chunks)
+		for i := range chunks {
+			a := align.New(i)
+			jc.AddChild(a)
+			parts[i] = a.Result()
+		}
+		next := sortStage.NewFrom(gaffer.Collect(parts...))
+		jc.AddFollowOn(next)
+		return gaffer.Forward(jc, next.Result())
+	}, req("split"))
+
+	align = gaffer.MustRegister("autoscale.align", func(ctx context.Context, jc *gaffer.JobContext, chunk int) (int, error) {
+		return 1, nil
+	}, req("align"))
+
+	sortStage = gaffer.MustRegister("autoscale.sort-stage", func(ctx context.Context, jc *gaffer.JobContext, counts []int) (int, error) {
+		return fanIn(jc, counts, nSort, sortJob, callStage)
+	}, req("sort-stage"))
+
+	sortJob = gaffer.MustRegister("autoscale.sort", sum, req("sort"))
+
+	callStage = gaffer.MustRegister("autoscale.call-stage", func(ctx context.Context, jc *gaffer.JobContext, counts []int) (int, error) {
+		return fanIn(jc, counts, nCall, call, merge)
+	}, req("call-stage"))
+
+	call = gaffer.MustRegister("autoscale.call", sum, req("call"))
+
+	merge = gaffer.MustRegister("autoscale.merge", sum, req("merge"))
+)
+
+func sum(ctx context.Context, jc *gaffer.JobContext, counts []int) (int, error) {
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	return total, nil
+}
+
+// fanIn adds n jobs of type work as children, each taking a share of
+// counts, and a follow-on of type next that takes all their results; it
+// returns next's result.
+func fanIn(jc *gaffer.JobContext, counts []int, n int, work, next *gaffer.JobType[[]int, int]) (int, error) {
+	parts := make([]gaffer.Input[int], n)
+	for i := range n {
+		w := work.New(counts[i*len(counts)/n : (i+1)*len(counts)/n])
+		jc.AddChild(w)
+		parts[i] = w.Result()
+	}
+	f := next.NewFrom(gaffer.Collect(parts...))
+	jc.AddFollowOn(f)
+	return gaffer.Forward(jc, f.Result())
 }
 
 func main() {
@@ -57,60 +150,96 @@ func main() {
 func run(ctx context.Context, out io.Writer, width int) error {
 	runtimes := map[string]time.Duration{}
 	for _, s := range stages {
-		runtimes[s.kind] = s.runtime
+		runtimes["autoscale."+s.name] = s.runtime
 	}
 	c, err := simcluster.New(simcluster.Config{
 		NodeTypes: nodeTypes,
 		BootTime:  2 * time.Minute,
-		Runtime:   func(s batchsystem.JobSpec) time.Duration { return runtimes[s.Kind] },
+		// Kind is the job's registered type name.
+		Runtime: func(s batchsystem.JobSpec) time.Duration { return runtimes[s.Kind] },
 	})
 	if err != nil {
 		return err
 	}
-	s, err := scaler.New(ctx, c, c.Workload(), scaler.Config{
-		Now:        c.Now,
-		MaxNodes:   map[string]int{"small": 60, "medium": 20, "large": 8},
-		TargetTime: 15 * time.Minute,
+	dir, err := os.MkdirTemp("", "gaffer-autoscale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	t := &tally{Cluster: c, kind: map[batchsystem.ID]string{}, done: map[string]int{}, last: map[string]time.Time{}}
+	l, err := gaffer.NewLeader(gaffer.Config{
+		Store:       filepath.Join(dir, "autoscale.db"),
+		BatchSystem: t,
+		Provisioner: c,
+		Scaling: scaler.Config{
+			MaxNodes:   map[string]int{"small": 60, "medium": 20, "large": 8},
+			TargetTime: 15 * time.Minute,
+		},
+		// The store is deleted when the example ends; syncing each of
+		// its thousands of commits to disk would only slow it down.
+		NoSync: true,
 	})
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	start := c.Now()
-	failed := 0
-	id := 0
-	for _, st := range stages {
-		for range st.jobs {
-			id++
-			_, err := c.Issue(ctx, batchsystem.JobSpec{JobID: fmt.Sprint(id), Name: fmt.Sprintf("%s-%d", st.kind, id),
-				Kind: st.kind, Attempt: 1, Requirements: st.req})
-			if err != nil {
-				return err
-			}
-		}
-		// Run this stage to the end, scaling every minute; the scaler
-		// also scales in between stages, as a leader's would.
-		err := c.Drive(ctx, s, simcluster.DriveOptions{
-			OnFinished: func(f batchsystem.FinishedJob) {
-				if f.ExitCode != 0 {
-					failed++
-				}
-			},
-		})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%-6s %5d jobs done at %s (runtime learnt: %s)\n", st.kind, st.jobs, c.Now().Sub(start), s.Runtime(st.kind))
+	result, err := gaffer.Run(ctx, l, split.New(nAlign))
+	if err != nil {
+		return err
 	}
+	for _, s := range stages {
+		kind := "autoscale." + s.name
+		fmt.Fprintf(out, "%-10s %5d jobs done at %s\n", s.name, t.done[kind], t.last[kind].Sub(start))
+	}
+	fmt.Fprintf(out, "workflow result: %d of %d chunks merged\n", result, nAlign)
 	fmt.Fprintln(out)
 	chart(out, c.Timeline(), start, c.Now(), width)
 	fmt.Fprintln(out)
-	stats(out, c.Stats(), failed)
+	stats(out, c.Stats(), l.Stats().Failed)
 	left, err := c.Nodes(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "nodes still up at the end: %d\n", len(left))
 	return nil
+}
+
+// tally stands between the cluster and the leader to note, per job type,
+// how many jobs finished and when the last one did, in virtual time.
+// Everything else is the cluster's: its clock, and running jobs in
+// process, which the leader looks for.
+type tally struct {
+	*simcluster.Cluster
+	mu   sync.Mutex
+	kind map[batchsystem.ID]string
+	done map[string]int
+	last map[string]time.Time
+}
+
+func (t *tally) Issue(ctx context.Context, spec batchsystem.JobSpec) (batchsystem.ID, error) {
+	id, err := t.Cluster.Issue(ctx, spec)
+	if err == nil {
+		t.mu.Lock()
+		t.kind[id] = spec.Kind
+		t.mu.Unlock()
+	}
+	return id, err
+}
+
+func (t *tally) WaitFinished(ctx context.Context, maxWait time.Duration) (*batchsystem.FinishedJob, error) {
+	f, err := t.Cluster.WaitFinished(ctx, maxWait)
+	if f != nil {
+		t.mu.Lock()
+		kind := t.kind[f.ID]
+		delete(t.kind, f.ID)
+		if f.Reason == batchsystem.Finished && f.ExitCode == 0 {
+			t.done[kind]++
+			t.last[kind] = t.Now()
+		}
+		t.mu.Unlock()
+	}
+	return f, err
 }
 
 // chart prints one row per node type: each column is the most nodes of
