@@ -14,11 +14,11 @@ import (
 // fj is a fragment job named "jN", numbered -N, with plain input.
 func fj(n int64, children, followOns []int64) fragJob {
 	return fragJob{Tmp: -n, Kind: "test.kind", Name: fmt.Sprintf("j%d", n), Input: json.RawMessage(`null`),
-		Retries: -1, Children: neg(children), FollowOns: neg(followOns)}
+		Retries: -1, Children: negs(children), FollowOns: negs(followOns)}
 }
 
-// neg turns job numbers into temporary numbers.
-func neg(ns []int64) []int64 {
+// negs turns job numbers into temporary numbers.
+func negs(ns []int64) []int64 {
 	if ns == nil {
 		return nil
 	}
@@ -29,7 +29,7 @@ func neg(ns []int64) []int64 {
 	return out
 }
 
-func ids(ns ...int64) []int64 { return ns }
+func nums(ns ...int64) []int64 { return ns }
 
 // jn is how validate names fragment job n.
 func jn(n int64) string { return fmt.Sprintf("j%d (new #%d)", n, n) }
@@ -57,65 +57,65 @@ func TestValidateFirstGraph(t *testing.T) {
 	}{
 		{name: "one job", jobs: []fragJob{fj(1, nil, nil)}},
 		{name: "diamond with a follow-on",
-			jobs: []fragJob{fj(1, ids(2, 3), ids(5)), fj(2, ids(4), nil), fj(3, ids(4), nil), fj(4, nil, nil), fj(5, nil, nil)}},
+			jobs: []fragJob{fj(1, nums(2, 3), nums(5)), fj(2, nums(4), nil), fj(3, nums(4), nil), fj(4, nil, nil), fj(5, nil, nil)}},
 		{name: "join of a child's follow-on and another child's child",
-			jobs: []fragJob{fj(1, ids(2, 3), nil), fj(2, nil, ids(4)), fj(3, ids(4), nil), fj(4, nil, nil)}},
+			jobs: []fragJob{fj(1, nums(2, 3), nil), fj(2, nil, nums(4)), fj(3, nums(4), nil), fj(4, nil, nil)}},
 		{name: "a follow-on below a follow-on's subtree",
-			jobs: []fragJob{fj(1, ids(2), ids(3)), fj(2, nil, nil), fj(3, ids(4), ids(5)), fj(4, nil, nil), fj(5, nil, nil)}},
+			jobs: []fragJob{fj(1, nums(2), nums(3)), fj(2, nil, nil), fj(3, nums(4), nums(5)), fj(4, nil, nil), fj(5, nil, nil)}},
 		{name: "follow-on that is also in a child's subtree",
 			// 3 is 1's follow-on, so it starts after 2's subtree ends; but
 			// it is in that subtree, under 2's follow-on 4.
-			jobs:    []fragJob{fj(1, ids(2), ids(3)), fj(2, nil, ids(4)), fj(3, nil, nil), fj(4, ids(3), nil)},
+			jobs:    []fragJob{fj(1, nums(2), nums(3)), fj(2, nil, nums(4)), fj(3, nil, nil), fj(4, nums(3), nil)},
 			problem: "cycle", names: []string{jn(1), jn(2), jn(3), jn(4)}},
 		{name: "self edge as child",
-			jobs:    []fragJob{fj(1, ids(2), nil), fj(2, ids(2), nil)},
+			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nums(2), nil)},
 			problem: "its own successor", names: []string{jn(2)}},
 		{name: "self edge as follow-on",
-			jobs:    []fragJob{fj(1, nil, ids(1))},
+			jobs:    []fragJob{fj(1, nil, nums(1))},
 			problem: "its own successor", names: []string{jn(1)}},
 		{name: "duplicate edge, child and follow-on",
-			jobs:    []fragJob{fj(1, ids(2), ids(2)), fj(2, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(2), nums(2)), fj(2, nil, nil)},
 			problem: "added twice", names: []string{jn(1), jn(2)}},
 		{name: "duplicate child edge",
-			jobs:    []fragJob{fj(1, ids(2, 2), nil), fj(2, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(2, 2), nil), fj(2, nil, nil)},
 			problem: "added twice", names: []string{jn(1), jn(2)}},
 		{name: "unknown successor",
-			jobs:    []fragJob{fj(1, ids(2, 7), nil), fj(2, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(2, 7), nil), fj(2, nil, nil)},
 			problem: "successor #7 is not part of the graph", names: []string{jn(1)}},
 		{name: "two roots",
-			jobs:    []fragJob{fj(1, ids(3), nil), fj(2, ids(3), nil), fj(3, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(3), nil), fj(2, nums(3), nil), fj(3, nil, nil)},
 			problem: "more than one root", names: []string{jn(1), jn(2)}},
 		{name: "two unconnected jobs",
 			jobs:    []fragJob{fj(1, nil, nil), fj(2, nil, nil)},
 			problem: "more than one root", names: []string{jn(1), jn(2)}},
 		{name: "no root",
-			jobs:    []fragJob{fj(1, ids(2), nil), fj(2, ids(1), nil)},
+			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nums(1), nil)},
 			problem: "no root", names: []string{jn(1)}},
 		{name: "cycle through child edges below the root",
-			jobs:    []fragJob{fj(1, ids(2), nil), fj(2, ids(3), nil), fj(3, ids(4), nil), fj(4, ids(2), nil)},
+			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nums(3), nil), fj(3, nums(4), nil), fj(4, nums(2), nil)},
 			problem: "cycle", names: []string{jn(2), jn(3), jn(4)}},
 		{name: "cycle through a follow-on edge",
-			jobs:    []fragJob{fj(1, ids(2), nil), fj(2, ids(3), nil), fj(3, nil, ids(2))},
+			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nums(3), nil), fj(3, nil, nums(2))},
 			problem: "cycle", names: []string{jn(2), jn(3)}},
 		{name: "follow-on that must wait for itself",
 			// 3 starts after 1's children (2) end; 2 starts after 3 reaches it.
-			jobs:    []fragJob{fj(1, ids(2), ids(3)), fj(2, nil, nil), fj(3, ids(2), nil)},
+			jobs:    []fragJob{fj(1, nums(2), nums(3)), fj(2, nil, nil), fj(3, nums(2), nil)},
 			problem: "cycle", names: []string{jn(1), jn(2), jn(3)}},
 		{name: "follow-on wait through a grandchild",
 			// 4 is under 2, so 1's follow-on 3 starts after 4 ends; but 4
 			// is also 3's child, so it starts after 3 does.
-			jobs:    []fragJob{fj(1, ids(2), ids(3)), fj(2, ids(4), nil), fj(3, ids(4), nil), fj(4, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(2), nums(3)), fj(2, nums(4), nil), fj(3, nums(4), nil), fj(4, nil, nil)},
 			problem: "cycle", names: []string{jn(1), jn(2), jn(3), jn(4)}},
 		{name: "follow-on of a job's follow-on waits for the job: no cycle the other way either",
 			// 1's follow-on 2 has child 3, which is also 1's child: 3 must
 			// end before 2 starts, and start after 2: a cycle.
-			jobs:    []fragJob{fj(1, ids(3), ids(2)), fj(2, ids(3), nil), fj(3, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(3), nums(2)), fj(2, nums(3), nil), fj(3, nil, nil)},
 			problem: "cycle", names: []string{jn(1), jn(2), jn(3)}},
 		{name: "job number not temporary",
 			jobs:    []fragJob{{Tmp: 4, Kind: "k", Input: json.RawMessage(`1`)}},
 			problem: "non-temporary"},
 		{name: "job listed twice",
-			jobs:    []fragJob{fj(1, ids(2), nil), fj(2, nil, nil), fj(2, nil, nil)},
+			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nil, nil), fj(2, nil, nil)},
 			problem: "listed twice", names: []string{jn(2)}},
 	}
 	for _, c := range cases {
@@ -141,36 +141,36 @@ func TestValidateRunningJobsFragment(t *testing.T) {
 		names               []string
 	}{
 		{name: "children and a follow-on",
-			children: ids(1, 2), followOns: ids(3),
+			children: nums(1, 2), followOns: nums(3),
 			jobs: []fragJob{fj(1, nil, nil), fj(2, nil, nil), fj(3, nil, nil)}},
 		{name: "a new job the running job does not reach",
-			children: ids(1),
+			children: nums(1),
 			jobs:     []fragJob{fj(1, nil, nil), fj(2, nil, nil)},
 			problem:  "not reachable from the running job", names: []string{jn(2)}},
 		{name: "the parent's successor is unknown",
-			children: ids(1, 5),
+			children: nums(1, 5),
 			jobs:     []fragJob{fj(1, nil, nil)},
 			problem:  "successor #5 is not part of the graph", names: []string{parent}},
 		{name: "the parent adds a job twice",
-			children: ids(1), followOns: ids(1),
+			children: nums(1), followOns: nums(1),
 			jobs:    []fragJob{fj(1, nil, nil)},
 			problem: "added twice", names: []string{parent, jn(1)}},
 		{name: "cycle below the parent, every job reached",
-			children: ids(1),
-			jobs:     []fragJob{fj(1, ids(2), nil), fj(2, ids(1), nil)},
+			children: nums(1),
+			jobs:     []fragJob{fj(1, nums(2), nil), fj(2, nums(1), nil)},
 			problem:  "cycle", names: []string{jn(1), jn(2)}},
 		{name: "parent's follow-on is a child's child",
-			children: ids(1), followOns: ids(2),
-			jobs:    []fragJob{fj(1, ids(2), nil), fj(2, nil, nil)},
+			children: nums(1), followOns: nums(2),
+			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nil, nil)},
 			problem: "cycle", names: []string{jn(1), jn(2), parent}},
 		{name: "cycle through follow-ons only",
-			followOns: ids(1),
-			jobs:      []fragJob{fj(1, nil, ids(2)), fj(2, nil, ids(1))},
+			followOns: nums(1),
+			jobs:      []fragJob{fj(1, nil, nums(2)), fj(2, nil, nums(1))},
 			problem:   "cycle", names: []string{jn(1), jn(2)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := &fragment{Jobs: c.jobs, Children: neg(c.children), FollowOns: neg(c.followOns)}
+			f := &fragment{Jobs: c.jobs, Children: negs(c.children), FollowOns: negs(c.followOns)}
 			err := f.validate(parent)
 			if c.problem == "" {
 				require.NoError(t, err)
@@ -188,7 +188,7 @@ func TestValidateInputPromises(t *testing.T) {
 	// Promises of jobs in the fragment (by temporary number) and of stored
 	// jobs (by ID) are fine, wherever they sit in the input.
 	f := &fragment{Jobs: []fragJob{
-		fj(1, ids(2), ids(3)),
+		fj(1, nums(2), nums(3)),
 		fj(2, nil, nil),
 		withInput(fj(3, nil, nil), `{"a":[`+ph(-2)+`,`+ph(-1)+`],"stored":`+ph(17)+`}`),
 	}}
@@ -200,7 +200,7 @@ func TestValidateInputPromises(t *testing.T) {
 	requireGraphError(t, f.validate(""), "job #44, which is not part of the graph", jn(3))
 
 	// The same with a parent.
-	g := &fragment{Children: neg(ids(1)), Jobs: []fragJob{withInput(fj(1, nil, nil), ph(-2))}}
+	g := &fragment{Children: negs(nums(1)), Jobs: []fragJob{withInput(fj(1, nil, nil), ph(-2))}}
 	requireGraphError(t, g.validate("parent (j1)"), "job #2", jn(1))
 
 	// A malformed placeholder is bad input, not a graph error.
