@@ -236,6 +236,22 @@ func (s *Bolt) recoverCorrupt(err *error) {
 type boltTx struct {
 	tx      *bolt.Tx
 	scratch []byte // reused by encodeValue
+	arena   []byte // values and keys handed to bbolt, which keeps them until the commit
+}
+
+// keep copies b into the transaction's arena. bbolt holds every key and
+// value put in a transaction until it commits; a million new jobs would be
+// two million small allocations, and their rounding, without it.
+func (t *boltTx) keep(b []byte) []byte {
+	if len(b) > 4096 {
+		return b
+	}
+	if len(t.arena)+len(b) > cap(t.arena) {
+		t.arena = make([]byte, 0, 256<<10)
+	}
+	k := len(t.arena)
+	t.arena = append(t.arena, b...)
+	return t.arena[k:len(t.arena):len(t.arena)]
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
@@ -326,7 +342,7 @@ func (t *boltTx) CreateJob(j *Job, input []byte) error {
 	if err != nil {
 		return err
 	}
-	return jobs.Put(k, v)
+	return jobs.Put(t.keep(k), t.keep(v))
 }
 
 func (t *boltTx) UpdateJob(j *Job) error {
