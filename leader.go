@@ -546,7 +546,7 @@ func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 		return event{}, false
 	}
 	delete(l.issued, fin.ID)
-	l.work.done(fin.ID, fin.WallTime)
+	l.work.done(fin.ID, fin.WallTime, fin.ExitCode == 0)
 	j.where = nowhere
 	e := event{j: j, fin: fin}
 	if l.inProc {

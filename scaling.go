@@ -34,7 +34,10 @@ func (w *workload) add(id batchsystem.ID, kind string, r Requirements) {
 	w.mu.Unlock()
 }
 
-func (w *workload) done(id batchsystem.ID, wall time.Duration) {
+// done records a job's end. Only successful runs teach the runtime
+// model: a lost or failed attempt's time says nothing about how long the
+// job takes.
+func (w *workload) done(id batchsystem.ID, wall time.Duration, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	j, ok := w.issued[id]
@@ -42,7 +45,7 @@ func (w *workload) done(id batchsystem.ID, wall time.Duration) {
 		return
 	}
 	delete(w.issued, id)
-	if wall > 0 {
+	if ok && wall > 0 {
 		w.completed = append(w.completed, scaler.CompletedJob{Kind: j.Kind, Requirements: j.Requirements, WallTime: wall})
 	}
 }
