@@ -20,6 +20,9 @@ type Step struct {
 	Sleep time.Duration `json:"sleep"`
 	Value int           `json:"value"`
 	Crash bool          `json:"crash,omitempty"` // the first attempt exits 3 without a result
+	// Stubborn sleeps through a cancel: scancel's SIGTERM does not stop
+	// it, KillWait later SIGKILL does, and no result is written.
+	Stubborn bool `json:"stubborn,omitempty"`
 }
 
 // SleepMark marks its start, sleeps (stopping early if the job is
@@ -28,6 +31,9 @@ type Step struct {
 // Slurm reports FAILED, with no result in its folder.
 var SleepMark = gaffer.MustRegister("lt.sleepmark", func(ctx context.Context, jc *gaffer.JobContext, s Step) (int, error) {
 	mark("start", jc)
+	if s.Stubborn {
+		time.Sleep(s.Sleep)
+	}
 	select {
 	case <-time.After(s.Sleep):
 	case <-ctx.Done():
