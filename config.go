@@ -46,6 +46,8 @@ type Config struct {
 	// at once. RetryBackoffFactor 0 means 3.
 	RetryBackoff       time.Duration
 	RetryBackoffFactor float64
+	// MaxRetryBackoff caps the wait before a retry; 0 means 1 hour.
+	MaxRetryBackoff time.Duration
 
 	// MaxIssued caps jobs handed to the batch system and not yet
 	// finished; the rest wait, ready, in the leader. 0 means 10,000; -1
@@ -108,6 +110,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.RetryBackoff = 2 * time.Second
 	case c.RetryBackoff < 0:
 		c.RetryBackoff = 0
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = time.Hour
 	}
 	if c.RetryBackoffFactor == 0 {
 		c.RetryBackoffFactor = 3

@@ -28,6 +28,13 @@ func record(test, step string) {
 	trace.m[test] = append(trace.m[test], step)
 }
 
+// resetTrace forgets what earlier runs of a test recorded (go test -count).
+func resetTrace(test string) {
+	trace.Lock()
+	defer trace.Unlock()
+	delete(trace.m, test)
+}
+
 func steps(test string) []string {
 	trace.Lock()
 	defer trace.Unlock()

@@ -122,6 +122,9 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 // edges, counting the waits follow-ons imply. parentName names the running
 // job ("" for a first graph).
 func (f *fragment) validate(parentName string) error {
+	if len(f.Jobs) == 0 && parentName == "" {
+		return &GraphError{Problem: "the graph has no jobs", Jobs: []string{"(none)"}}
+	}
 	idx := make(map[int64]int, len(f.Jobs))
 	for i := range f.Jobs {
 		j := &f.Jobs[i]

@@ -159,7 +159,9 @@ func checkEncodable(t reflect.Type, seen map[reflect.Type]bool) error {
 		return nil
 	}
 	seen[t] = true
-	if t.Implements(jsonMarshaler) || reflect.PointerTo(t).Implements(jsonMarshaler) {
+	// Only a MarshalJSON on the value counts: values are encoded by
+	// value, and encoding/json ignores a method on *T for them.
+	if t.Implements(jsonMarshaler) {
 		return nil
 	}
 	switch t.Kind() {
@@ -179,8 +181,19 @@ func checkEncodable(t reflect.Type, seen map[reflect.Type]bool) error {
 	case reflect.Struct:
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if !f.IsExported() || f.Tag.Get("json") == "-" {
+			if f.Tag.Get("json") == "-" {
 				continue
+			}
+			if !f.IsExported() {
+				// encoding/json promotes the exported fields of an embedded
+				// unexported struct; other unexported fields it skips.
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if !f.Anonymous || ft.Kind() != reflect.Struct {
+					continue
+				}
 			}
 			if err := checkEncodable(f.Type, seen); err != nil {
 				return fmt.Errorf("field %s.%s: %w", t, f.Name, err)

@@ -196,6 +196,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		return errors.New("gaffer: Run called twice on one Leader; make a new Leader to resume")
 	}
 	l.g = newGraph(l.cfg.RetryCount, l.cfg.RetryBackoff, l.cfg.RetryBackoffFactor)
+	l.g.maxBackoff = l.cfg.MaxRetryBackoff
 	if l.clock != nil {
 		l.g.now = l.clock.Now
 	}

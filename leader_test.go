@@ -33,6 +33,7 @@ func step(test, name string) *gaffer.Job[string] {
 // whole subtree; a join runs once, after all its predecessors.
 func TestOrderingOfChildrenFollowOnsAndJoins(t *testing.T) {
 	const test = "ordering"
+	resetTrace(test)
 	l, _ := newLeader(t, testOpts{})
 	root := step(test, "root")
 	a, b := step(test, "a"), step(test, "b")
@@ -101,6 +102,7 @@ var Add = gaffer.MustRegister("test.add", func(ctx context.Context, jc *gaffer.J
 })
 
 func TestDynamicChildrenAndForwardedPromises(t *testing.T) {
+	resetTrace("dyn")
 	l, _ := newLeader(t, testOpts{})
 	n, err := gaffer.Run(t.Context(), l, Tree.New(dynIn{"dyn", 5}))
 	require.NoError(t, err)
@@ -218,6 +220,7 @@ var FailTree = gaffer.MustRegister("test.failtree", func(ctx context.Context, jc
 })
 
 func TestTotalFailureNamesEveryFailedJob(t *testing.T) {
+	resetTrace("failtree")
 	l, store := newLeader(t, testOpts{})
 	_, err := gaffer.Run(t.Context(), l, FailTree.New(struct{}{}))
 	require.ErrorIs(t, err, gaffer.ErrJobsFailed)

@@ -286,7 +286,12 @@ func toPlaceholder(raw any) (placeholder, error) {
 		return ph, fmt.Errorf("malformed promise placeholder %v", raw)
 	}
 	ph.Job = id
-	if p, ok := m["path"].([]any); ok {
+	rawPath, hasPath := m["path"]
+	p, ok := rawPath.([]any)
+	if hasPath && !ok {
+		return ph, fmt.Errorf("malformed promise placeholder: path %v is not a list", rawPath)
+	}
+	if ok {
 		for _, e := range p {
 			switch x := e.(type) {
 			case string:

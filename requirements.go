@@ -56,7 +56,8 @@ func ParseBytes(s string) (int64, error) {
 		mult = math.Pow(base, float64(pos+1))
 	}
 	b := v * mult
-	if b > math.MaxInt64 {
+	// float64(math.MaxInt64) is 2^63, one more than an int64 holds.
+	if b >= math.MaxInt64 {
 		return 0, fmt.Errorf("%w: size %q is too large", ErrBadRequirement, s)
 	}
 	return int64(b), nil

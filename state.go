@@ -131,13 +131,14 @@ type graph struct {
 	retryCount int
 	backoff0   time.Duration
 	factor     float64
+	maxBackoff time.Duration
 	now        func() time.Time
 }
 
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
 		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, reqs: map[reqKey]*Requirements{}, dirty: map[JobID]*ljob{},
-		retryCount: retryCount, backoff0: backoff, factor: factor, now: time.Now,
+		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
 	}
 }
 
@@ -348,9 +349,14 @@ func (g *graph) attemptFailed(j *ljob, msg, logTail string, permanent bool) {
 	switch {
 	case x.backoff == 0:
 		x.backoff = g.backoff0
+	case float64(x.backoff)*g.factor >= float64(g.maxBackoff):
+		// Without a cap, 2 s × 3^k passes a day at k = 10 and overflows
+		// time.Duration at k = 21.
+		x.backoff = g.maxBackoff
 	default:
 		x.backoff = time.Duration(float64(x.backoff) * g.factor)
 	}
+	x.backoff = min(x.backoff, g.maxBackoff)
 	x.notBefore = g.now().Add(x.backoff).UnixNano()
 	g.makeReady(j)
 }

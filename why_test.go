@@ -11,16 +11,14 @@ import (
 	"github.com/gafferhq/gaffer"
 )
 
-var (
-	holdRelease = make(chan struct{})
-	holdIDs     atomic.Value // []gaffer.JobID of the blocked job and its successors
-)
+// holdRelease is the channel Hold waits on, made anew by each run of the test.
+var holdRelease atomic.Pointer[chan struct{}]
 
 // Hold blocks until released; its child and follow-on wait for it.
 var Hold = gaffer.MustRegister("why.hold", func(ctx context.Context, jc *gaffer.JobContext, _ struct{}) (int, error) {
 	child := Add.New([]int{1}, gaffer.Name("child"))
 	jc.AddChild(child)
-	<-holdRelease
+	<-*holdRelease.Load()
 	return 0, nil
 })
 
@@ -34,6 +32,8 @@ var HoldRoot = gaffer.MustRegister("why.root", func(ctx context.Context, jc *gaf
 
 // For any job not running, the leader says why.
 func TestWhyExplainsEveryWait(t *testing.T) {
+	release := make(chan struct{})
+	holdRelease.Store(&release)
 	l, _ := newLeader(t, testOpts{})
 	done := make(chan error, 1)
 	go func() { _, err := l.Run(t.Context(), HoldRoot.New(struct{}{})); done <- err }()
@@ -49,7 +49,7 @@ func TestWhyExplainsEveryWait(t *testing.T) {
 	require.Equal(t, 0, st.Ready)
 	require.False(t, st.Finished)
 
-	close(holdRelease)
+	close(release)
 	require.NoError(t, <-done)
 	require.True(t, l.Status().Succeeded)
 }

@@ -44,6 +44,9 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	if !j.State.Valid() {
 		return nil, fmt.Errorf("jobstore: job %s: invalid state %d", j.ID, j.State)
 	}
+	if err := errors.Join(validIDs("children", j.Children), validIDs("follow-ons", j.FollowOns)); err != nil {
+		return nil, fmt.Errorf("jobstore: job %s: %w", j.ID, err)
+	}
 	var r enc
 	if scratch != nil {
 		r.b = (*scratch)[:0]
@@ -128,7 +131,10 @@ func (d *dec) i() int64 {
 
 func (d *dec) s() string {
 	n := d.u()
-	if d.err != nil || n > uint64(len(d.b)) {
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
 		d.err = errShort
 		return ""
 	}
@@ -138,7 +144,10 @@ func (d *dec) s() string {
 }
 
 func (d *dec) f() float64 {
-	if d.err != nil || len(d.b) < 8 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
 		d.err = errShort
 		return 0
 	}
@@ -233,4 +242,15 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 		return nil, fmt.Errorf("invalid state %d", state)
 	}
 	return j, nil
+}
+
+// validIDs refuses ranges the decoder would refuse: a job written must
+// read back.
+func validIDs(what string, l IDList) error {
+	for _, r := range l {
+		if r.First == 0 || r.N == 0 {
+			return fmt.Errorf("%s: bad id range [%d,+%d)", what, r.First, r.N)
+		}
+	}
+	return nil
 }
