@@ -21,17 +21,44 @@ type fragment struct {
 type fragJob struct {
 	Tmp        int64           `json:"t"`
 	Kind       string          `json:"k"`
-	Name       string          `json:"n,omitempty"`
 	Input      json.RawMessage `json:"i"`
 	Req        *Requirements   `json:"r,omitempty"` // shared between jobs that ask alike; nil means defaults
 	Retries    int32           `json:"rt"`
 	Checkpoint bool            `json:"cp,omitempty"`
-	Children   []int64         `json:"c,omitempty"`
-	FollowOns  []int64         `json:"f,omitempty"`
+	// Most jobs of a big fragment are leaves with no name: what they
+	// lack lives behind a pointer, nil for them.
+	*fragLinks
+}
+
+type fragLinks struct {
+	Name      string  `json:"n,omitempty"`
+	Children  []int64 `json:"c,omitempty"`
+	FollowOns []int64 `json:"f,omitempty"`
+}
+
+func (f *fragJob) name() string {
+	if f.fragLinks == nil {
+		return ""
+	}
+	return f.Name
+}
+
+func (f *fragJob) children() []int64 {
+	if f.fragLinks == nil {
+		return nil
+	}
+	return f.Children
+}
+
+func (f *fragJob) followOns() []int64 {
+	if f.fragLinks == nil {
+		return nil
+	}
+	return f.FollowOns
 }
 
 func (f *fragJob) display() string {
-	n := f.Name
+	n := f.name()
 	if n == "" {
 		n = f.Kind
 	}
@@ -103,11 +130,14 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 	}
 	for _, n := range order {
 		n.sealed = true
-		f.Jobs = append(f.Jobs, fragJob{
-			Tmp: n.tmp, Kind: n.kind, Name: n.name, Input: n.input, Req: shareReq(shared, *n.req),
+		fj := fragJob{
+			Tmp: n.tmp, Kind: n.kind, Input: n.input, Req: shareReq(shared, *n.req),
 			Retries: n.retries, Checkpoint: n.checkpoint,
-			Children: tmps(n.children), FollowOns: tmps(n.followOns),
-		})
+		}
+		if n.name != "" || len(n.children) > 0 || len(n.followOns) > 0 {
+			fj.fragLinks = &fragLinks{Name: n.name, Children: tmps(n.children), FollowOns: tmps(n.followOns)}
+		}
+		f.Jobs = append(f.Jobs, fj)
 	}
 	if parent != nil {
 		f.Children, f.FollowOns = tmps(parent.children), tmps(parent.followOns)
@@ -150,7 +180,7 @@ func (f *fragment) validate(parentName string) error {
 		if p == 0 {
 			return f.Children, f.FollowOns
 		}
-		return f.Jobs[p-1].Children, f.Jobs[p-1].FollowOns
+		return f.Jobs[p-1].children(), f.Jobs[p-1].followOns()
 	}
 	edges := make([][2][]int, n) // [children, followOns] as positions
 	for p := range n {

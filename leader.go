@@ -326,24 +326,24 @@ func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (*tmpIndex, e
 			id: id, kind: l.g.intern(fj.Kind), state: jobstore.StatePending,
 			req: l.g.shareReq(derefReq(fj.Req)), retries: int32(fj.Retries), checkpoint: fj.Checkpoint,
 		}
-		if fj.Name != "" {
-			news[i].ext().name = fj.Name
+		if n := fj.name(); n != "" {
+			news[i].ext().name = n
 		}
 	}
 	link := func(p *ljob, children, followOns []int64) {
 		for _, t := range children {
 			k := int(ids.get(t) - first)
-			p.children = p.children.Append(news[k].id)
+			p.addChild(news[k].id)
 			news[k].addPred(p.id, predSlab, k)
 		}
 		for _, t := range followOns {
 			k := int(ids.get(t) - first)
-			p.followOns = p.followOns.Append(news[k].id)
+			p.addFollowOn(news[k].id)
 			news[k].addPred(p.id, predSlab, k)
 		}
 	}
 	for i := range f.Jobs {
-		link(news[i], f.Jobs[i].Children, f.Jobs[i].FollowOns)
+		link(news[i], f.Jobs[i].children(), f.Jobs[i].followOns())
 	}
 	if parent != nil {
 		link(parent, f.Children, f.FollowOns)

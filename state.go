@@ -17,8 +17,7 @@ type ljob struct {
 	id        JobID
 	kind      string
 	preds     []JobID
-	children  jobstore.IDList
-	followOns jobstore.IDList
+	succ      *successors // nil for a job with no successors, as most are
 	req       *Requirements
 	x         *jobExtra // nil while every field of it is zero
 	bsID      batchsystem.ID
@@ -35,6 +34,41 @@ type ljob struct {
 	inputPromises bool
 	checkpoint    bool
 	failedSucc    bool // a successor failed totally
+}
+
+// successors are a job's children and follow-ons.
+type successors struct {
+	children, followOns jobstore.IDList
+}
+
+// children and followOns read a job's successors; addChild and
+// addFollowOn append to them.
+func (j *ljob) children() jobstore.IDList {
+	if j.succ == nil {
+		return nil
+	}
+	return j.succ.children
+}
+
+func (j *ljob) followOns() jobstore.IDList {
+	if j.succ == nil {
+		return nil
+	}
+	return j.succ.followOns
+}
+
+func (j *ljob) addChild(id JobID) {
+	if j.succ == nil {
+		j.succ = &successors{}
+	}
+	j.succ.children = j.succ.children.Append(id)
+}
+
+func (j *ljob) addFollowOn(id JobID) {
+	if j.succ == nil {
+		j.succ = &successors{}
+	}
+	j.succ.followOns = j.succ.followOns.Append(id)
 }
 
 // jobExtra holds what few jobs have: a name, a failure, a backoff.
@@ -78,7 +112,7 @@ func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
 	x := j.extra()
 	*r = jobstore.Job{
 		ID: j.id, Kind: j.kind, Name: x.name, State: j.state,
-		Preds: j.preds, Children: j.children, FollowOns: j.followOns,
+		Preds: j.preds, Children: j.children(), FollowOns: j.followOns(),
 		Requirements: *j.req, Checkpoint: j.checkpoint,
 		Tries: int(j.tries), Retries: int(j.retries), Backoff: x.backoff, NotBefore: x.notBefore,
 		InputPromises: j.inputPromises, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
@@ -179,9 +213,12 @@ func (g *graph) shareReq(r Requirements) *Requirements { return shareReq(g.reqs,
 // fromRecord makes the leader's copy of a stored job.
 func (g *graph) fromRecord(r *jobstore.Job) *ljob {
 	j := &ljob{
-		id: r.ID, kind: g.intern(r.Kind), preds: r.Preds, children: r.Children, followOns: r.FollowOns,
+		id: r.ID, kind: g.intern(r.Kind), preds: r.Preds,
 		req: g.shareReq(r.Requirements), tries: int32(r.Tries), retries: int32(r.Retries),
 		state: r.State, inputPromises: r.InputPromises, checkpoint: r.Checkpoint,
+	}
+	if len(r.Children) > 0 || len(r.FollowOns) > 0 {
+		j.succ = &successors{children: r.Children, followOns: r.FollowOns}
 	}
 	x := jobExtra{name: r.Name, lastError: r.LastError, logTail: r.LogTail, backing: r.Backing,
 		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore}
@@ -251,12 +288,12 @@ func (g *graph) bodyDone(j *ljob) {
 	j.clearFailure()
 	g.touch(j)
 	switch {
-	case j.children.Len() > 0:
+	case j.children().Len() > 0:
 		j.state = jobstore.StateChildren
-		g.reach(j, j.children)
-	case j.followOns.Len() > 0:
+		g.reach(j, j.children())
+	case j.followOns().Len() > 0:
 		j.state = jobstore.StateFollowOns
-		g.reach(j, j.followOns)
+		g.reach(j, j.followOns())
 	default:
 		g.subtreeDone(j)
 	}
@@ -291,10 +328,10 @@ func (g *graph) phaseDone(p *ljob) {
 	switch {
 	case p.failedSucc:
 		g.failTotally(p, "")
-	case p.state == jobstore.StateChildren && p.followOns.Len() > 0:
+	case p.state == jobstore.StateChildren && p.followOns().Len() > 0:
 		p.state = jobstore.StateFollowOns
 		g.touch(p)
-		g.reach(p, p.followOns)
+		g.reach(p, p.followOns())
 	default:
 		g.subtreeDone(p)
 	}
@@ -372,12 +409,12 @@ func (g *graph) failTotally(j *ljob, msg string) {
 	}
 	g.touch(j)
 	if was == jobstore.StatePending {
-		for id := range j.children.All() {
+		for id := range j.children().All() {
 			g.skip(id, j.id)
 		}
 	}
 	if was == jobstore.StatePending || was == jobstore.StateChildren {
-		for id := range j.followOns.All() {
+		for id := range j.followOns().All() {
 			g.skip(id, j.id)
 		}
 	}
@@ -408,10 +445,10 @@ func (g *graph) skip(id, cause JobID) {
 			}
 		}
 	}
-	for c := range s.children.All() {
+	for c := range s.children().All() {
 		g.skip(c, cause)
 	}
-	for f := range s.followOns.All() {
+	for f := range s.followOns().All() {
 		g.skip(f, cause)
 	}
 }
@@ -419,9 +456,9 @@ func (g *graph) skip(id, cause JobID) {
 func (j *ljob) hasReached(s JobID) bool {
 	switch j.state {
 	case jobstore.StateChildren:
-		return j.children.Contains(s)
+		return j.children().Contains(s)
 	case jobstore.StateFollowOns:
-		return j.followOns.Contains(s)
+		return j.followOns().Contains(s)
 	}
 	return false
 }
@@ -435,9 +472,9 @@ func (g *graph) derive() (settled []*ljob) {
 		var phase jobstore.IDList
 		switch p.state {
 		case jobstore.StateChildren:
-			phase = p.children
+			phase = p.children()
 		case jobstore.StateFollowOns:
-			phase = p.followOns
+			phase = p.followOns()
 		default:
 			continue
 		}

@@ -61,11 +61,11 @@ func newSched(t *testing.T, spec map[JobID]jobEdges) *sched {
 			p.retries = e.retries
 		}
 		for _, c := range e.children {
-			p.children = p.children.Append(c)
+			p.addChild(c)
 			get(c).preds = append(get(c).preds, id)
 		}
 		for _, f := range e.followOns {
-			p.followOns = p.followOns.Append(f)
+			p.addFollowOn(f)
 			get(f).preds = append(get(f).preds, id)
 		}
 	}
