@@ -14,14 +14,14 @@ import (
 // stores. A million of them may be live at once, so fields that most jobs
 // never set live behind x, and requirements are shared between jobs.
 type ljob struct {
-	id        JobID
-	kind      string
-	preds     []JobID
-	succ      *successors // nil for a job with no successors, as most are
-	req       *Requirements
-	x         *jobExtra // nil while every field of it is zero
-	bsID      batchsystem.ID
-	seq       uint64 // issue number, unique for this leader
+	id    JobID
+	kind  string
+	preds []JobID
+	succ  *successors // nil for a job with no successors, as most are
+	req   *Requirements
+	x     *jobExtra // nil while every field of it is zero
+	bsID  batchsystem.ID
+	seq   uint64 // issue number, unique for this leader
 
 	tries   int32 // failed attempts charged
 	retries int32 // -1: the leader's default
