@@ -26,8 +26,10 @@ type fragJob struct {
 	Retries    int32           `json:"rt"`
 	Checkpoint bool            `json:"cp,omitempty"`
 	// Most jobs of a big fragment are leaves with no name: what they
-	// lack lives behind a pointer, nil for them.
-	*fragLinks
+	// lack lives behind a pointer, nil for them. (A named field, not an
+	// embedded one: encoding/json cannot fill an embedded pointer to an
+	// unexported type.)
+	Links *fragLinks `json:"l,omitempty"`
 }
 
 type fragLinks struct {
@@ -37,24 +39,24 @@ type fragLinks struct {
 }
 
 func (f *fragJob) name() string {
-	if f.fragLinks == nil {
+	if f.Links == nil {
 		return ""
 	}
-	return f.Name
+	return f.Links.Name
 }
 
 func (f *fragJob) children() []int64 {
-	if f.fragLinks == nil {
+	if f.Links == nil {
 		return nil
 	}
-	return f.Children
+	return f.Links.Children
 }
 
 func (f *fragJob) followOns() []int64 {
-	if f.fragLinks == nil {
+	if f.Links == nil {
 		return nil
 	}
-	return f.FollowOns
+	return f.Links.FollowOns
 }
 
 func (f *fragJob) display() string {
@@ -135,7 +137,7 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 			Retries: n.retries, Checkpoint: n.checkpoint,
 		}
 		if n.name != "" || len(n.children) > 0 || len(n.followOns) > 0 {
-			fj.fragLinks = &fragLinks{Name: n.name, Children: tmps(n.children), FollowOns: tmps(n.followOns)}
+			fj.Links = &fragLinks{Name: n.name, Children: tmps(n.children), FollowOns: tmps(n.followOns)}
 		}
 		f.Jobs = append(f.Jobs, fj)
 	}

@@ -14,7 +14,7 @@ import (
 // fj is a fragment job named "jN", numbered -N, with plain input.
 func fj(n int64, children, followOns []int64) fragJob {
 	return fragJob{Tmp: -n, Kind: "test.kind", Input: json.RawMessage(`null`), Retries: -1,
-		fragLinks: &fragLinks{Name: fmt.Sprintf("j%d", n), Children: negs(children), FollowOns: negs(followOns)}}
+		Links: &fragLinks{Name: fmt.Sprintf("j%d", n), Children: negs(children), FollowOns: negs(followOns)}}
 }
 
 // negs turns job numbers into temporary numbers.
@@ -237,7 +237,7 @@ func TestValidateLargeFanOut(t *testing.T) {
 
 	// As a first graph: a root with the leaves as children and the sum as
 	// follow-on.
-	root := fragJob{Tmp: -n - 2, Kind: "root", Input: json.RawMessage(`0`), Retries: -1, fragLinks: &fragLinks{Children: children, FollowOns: []int64{-n - 1}}}
+	root := fragJob{Tmp: -n - 2, Kind: "root", Input: json.RawMessage(`0`), Retries: -1, Links: &fragLinks{Children: children, FollowOns: []int64{-n - 1}}}
 	first := &fragment{Jobs: append([]fragJob{root}, f.Jobs...)}
 	require.NoError(t, first.validate(""))
 
@@ -246,12 +246,12 @@ func TestValidateLargeFanOut(t *testing.T) {
 	for i := range n {
 		chain[i] = fragJob{Tmp: int64(-1 - i), Kind: "link", Input: json.RawMessage(`0`)}
 		if i+1 < n {
-			chain[i].fragLinks = &fragLinks{Children: []int64{int64(-2 - i)}}
+			chain[i].Links = &fragLinks{Children: []int64{int64(-2 - i)}}
 		}
 	}
 	require.NoError(t, (&fragment{Jobs: chain}).validate(""))
 	// Closing the chain into a loop back to its second job is a cycle.
-	chain[n-1].fragLinks = &fragLinks{Children: []int64{-2}}
+	chain[n-1].Links = &fragLinks{Children: []int64{-2}}
 	requireGraphError(t, (&fragment{Jobs: chain}).validate(""), "cycle", "link (new #2)", fmt.Sprintf("link (new #%d)", n))
 }
 

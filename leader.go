@@ -45,7 +45,7 @@ type Leader struct {
 	mail   map[uint64]*outcome // in-process outcomes, by issue number
 
 	cleanup        []string     // job folders to remove after the next commit
-	backingsToSave bool         // backing IDs recorded since the last commit
+	backingsToSave int      // backing IDs recorded since the last commit
 	rec            jobstore.Job // reused for every record written
 
 	statsMu sync.Mutex
@@ -159,6 +159,8 @@ func (l *Leader) Run(ctx context.Context, root Node) (json.RawMessage, error) {
 		}
 		if kerr := l.bs.Kill(context.WithoutCancel(ctx), ids); kerr != nil {
 			l.log.Warn("killing issued jobs", "err", kerr)
+		} else if err := l.forgetBackings(context.WithoutCancel(ctx)); err != nil {
+			l.log.Warn("forgetting killed jobs' backing IDs", "err", err)
 		}
 	}
 	stopScaler()
@@ -626,7 +628,7 @@ func (l *Leader) commit(ctx context.Context, fn func(jobstore.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("gaffer: committing job events: %w", err)
 	}
-	l.backingsToSave = false
+	l.backingsToSave = 0
 	l.statsMu.Lock()
 	l.stats.Commits++
 	l.statsMu.Unlock()
@@ -681,6 +683,15 @@ func (l *Leader) handle(tx jobstore.Tx, e *event) error {
 	switch {
 	case e.out != nil:
 		msg, tail, permanent = e.out.Error, e.out.LogTail, e.out.Permanent
+		if e.fin != nil && e.fin.Reason != batchsystem.Finished && e.fin.Reason != 0 {
+			// Keep the batch system's reason (a time limit, a lost node):
+			// the job's own error may only say it was stopped.
+			msg += fmt.Sprintf(" [batch system: %s", e.fin.Reason)
+			if e.fin.Message != "" {
+				msg += ": " + e.fin.Message
+			}
+			msg += "]"
+		}
 	case e.fin != nil && e.fin.ExitCode == 0:
 		msg = "the job exited 0 but its result never reached the leader (reason " + batchsystem.Partition.String() + ")"
 	case e.fin != nil:
@@ -783,6 +794,14 @@ func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
 			if j == nil {
 				continue
 			}
+			if l.backingsToSave >= 100 {
+				// A leader that dies before backing IDs are saved leaves
+				// those jobs running unwatched and issues them again: save
+				// often while issuing to a slow scheduler.
+				if err := l.commit(ctx, func(jobstore.Tx) error { return nil }); err != nil {
+					return err
+				}
+			}
 			if e, ok := l.issue(ctx, j, inputs[i]); !ok {
 				bad = append(bad, e)
 			} else if l.stats.Issued == 1 {
@@ -794,7 +813,7 @@ func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if len(bad) == 0 && l.backingsToSave {
+		if len(bad) == 0 && l.backingsToSave > 0 {
 			// Save the backing IDs now: a leader that dies before its next
 			// commit would otherwise issue these jobs a second time.
 			if err := l.commit(ctx, func(jobstore.Tx) error { return nil }); err != nil {
@@ -884,7 +903,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 			// result file, so that a later leader can adopt the job.
 			j.ext().backing = fmt.Sprintf("%d.%d/%s", l.meta.Epoch, j.seq, backing)
 			l.g.touch(j)
-			l.backingsToSave = true
+			l.backingsToSave++
 		}
 	}
 	l.statsMu.Lock()
@@ -940,6 +959,26 @@ func (l *Leader) adoptFinishedResults(ctx context.Context) error {
 		l.log.Info("adopted results written while no leader ran", "jobs", len(events))
 	}
 	return l.apply(ctx, events)
+}
+
+// forgetBackings clears the backing IDs of the jobs the leader has just
+// killed: a later leader must issue them again, not adopt jobs that are
+// gone.
+func (l *Leader) forgetBackings(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, j := range l.issued {
+		if x := j.x; x != nil && x.backing != "" {
+			x.backing, x.issueEpoch = "", 0
+			l.g.touch(j)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return l.commit(ctx, func(jobstore.Tx) error { return nil })
 }
 
 // adoptRunningJobs takes over the jobs an earlier leader issued to a

@@ -373,7 +373,8 @@ func (g *graph) settlePreds(j *ljob, failed bool) {
 func (g *graph) attemptFailed(j *ljob, msg, logTail string, permanent bool) {
 	j.tries++
 	x := j.ext()
-	x.lastError, x.logTail, x.backing = msg, logTail, ""
+	// The attempt is over: forget where it ran.
+	x.lastError, x.logTail, x.backing, x.issueEpoch = msg, logTail, "", 0
 	g.touch(j)
 	retries := int(j.retries)
 	if retries < 0 {

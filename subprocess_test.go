@@ -84,3 +84,33 @@ func TestSubprocessJobsShareTheFileStore(t *testing.T) {
 	jobs, _ := os.ReadDir(store + ".work/jobs")
 	require.Empty(t, jobs, "job folders are removed once their result is stored")
 }
+
+// Tree2 makes named jobs with successors inside a worker, so that the
+// graph it sends back through its result file has every part: names,
+// children, follow-ons, edges between new jobs, promises.
+var Tree2 *gaffer.JobType[int, int]
+
+func init() { Tree2 = gaffer.MustRegister("sub.tree", tree2) }
+
+func tree2(ctx context.Context, jc *gaffer.JobContext, depth int) (int, error) {
+	if depth == 0 {
+		return 1, nil
+	}
+	a := Tree2.New(depth-1, gaffer.Name(fmt.Sprintf("left-%d", depth)))
+	b := Tree2.New(depth-1, gaffer.Name(fmt.Sprintf("right-%d", depth)))
+	sum := Add.NewFrom(gaffer.Collect[int](a.Result(), b.Result(), gaffer.Value(1)), gaffer.Name("sum"))
+	jc.AddChild(a)
+	a.AddFollowOn(b) // b waits for a's subtree: an edge between new jobs
+	jc.AddFollowOn(sum)
+	return gaffer.Forward(jc, sum.Result())
+}
+
+func TestSubprocessWorkersSendBackWholeGraphs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	l, _ := newLeader(t, testOpts{mode: local.Subprocess})
+	got, err := gaffer.Run(t.Context(), l, Tree2.New(2))
+	require.NoError(t, err)
+	require.Equal(t, 7, got, "a depth-2 binary tree has 7 nodes")
+}

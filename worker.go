@@ -131,6 +131,14 @@ func workerMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	out := runJob(ctx, &env, os.Stderr, nil)
+	if !out.OK && ctx.Err() != nil {
+		// Stopped by a signal (a kill, a scheduler's time limit): the job
+		// did not finish, so leave no result. The batch system reports
+		// why it ended, and a resumed leader does not count a kill as a
+		// failed attempt.
+		fmt.Fprintf(os.Stderr, "gaffer worker: job %s stopped by a signal: %s\n", env.Job, out.Error)
+		return 143
+	}
 	if !out.OK {
 		fmt.Fprintf(os.Stderr, "gaffer worker: job %s failed: %s\n", env.Job, out.Error)
 	}

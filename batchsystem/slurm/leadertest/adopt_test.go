@@ -92,10 +92,6 @@ func TestReadoptionAfterLeaderCrash(t *testing.T) {
 // leader runs: the second leader adopts it, sees it failed and retries it.
 func TestReadoptedJobFailsAndIsRetried(t *testing.T) {
 	needCluster(t)
-	t.Skip("BUG: a retry of an adopted job that failed reads its result under the earlier leader's epoch " +
-		"(jobExtra.issueEpoch is cleared only on success, in clearFailure; attemptFailed and issue keep it), " +
-		"so the retry's result is never found and the attempt fails with " +
-		"\"the job exited 0 but its result never reached the leader (reason partition)\"")
 	testReadoption(t, true)
 }
 

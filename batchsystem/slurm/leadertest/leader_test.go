@@ -174,11 +174,6 @@ func TestChainOverheadOnSlurm(t *testing.T) {
 // until KillWait's SIGKILL and writes none.
 func TestResumeAfterCancelOnSlurm(t *testing.T) {
 	needCluster(t)
-	t.Skip("BUG: resuming a cancelled workflow charges every killed job a failed attempt: " +
-		"a worker stopped by scancel's SIGTERM writes a failed result (\"context canceled\") that adoptFinishedResults takes, " +
-		"and a worker SIGKILLed leaves its recorded backing ID, so the next leader adopts the CANCELLED Slurm job, " +
-		"which is reported Killed; the retry of that adopted job then hits the issueEpoch bug (see TestReadoptedJobFailsAndIsRetried) " +
-		"and fails with \"reason partition\", so the workflow fails")
 	prefix := uniquePrefix("resume")
 	marks := filepath.Join(t.TempDir(), "marks")
 	env := map[string]string{envMarks: marks, envPhase: "1"}
