@@ -45,7 +45,7 @@ type Leader struct {
 	mail   map[uint64]*outcome // in-process outcomes, by issue number
 
 	cleanup        []string     // job folders to remove after the next commit
-	backingsToSave int      // backing IDs recorded since the last commit
+	backingsToSave int          // backing IDs recorded since the last commit
 	rec            jobstore.Job // reused for every record written
 
 	statsMu sync.Mutex
