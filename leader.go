@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -44,9 +46,10 @@ type Leader struct {
 	mailMu sync.Mutex
 	mail   map[uint64]*outcome // in-process outcomes, by issue number
 
-	cleanup        []string     // job folders to remove after the next commit
-	backingsToSave int          // backing IDs recorded since the last commit
-	rec            jobstore.Job // reused for every record written
+	cleanup        []string                  // job folders to remove after the next commit
+	backingsToSave int                       // backing IDs recorded since the last commit
+	procsEnv       map[int]map[string]string // worker environments by GOMAXPROCS
+	rec            jobstore.Job              // reused for every record written
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -839,9 +842,34 @@ func (l *Leader) spec(j *ljob, epoch uint64) batchsystem.JobSpec {
 		spec.Dir = l.jobDir(j.id)
 		spec.LogPath = filepath.Join(spec.Dir, logFile(epoch, j.seq))
 		spec.Command = append(slices.Clip(l.cfg.WorkerCommand), WorkerArg, spec.Dir)
-		spec.Env = l.cfg.WorkerEnv
+		spec.Env = l.workerEnv(spec.Requirements.Cores)
 	}
 	return spec
+}
+
+// workerEnv is the environment of a worker asking for cores: the user's
+// WorkerEnv, and GOMAXPROCS set to the cores asked for (rounded up), as
+// Toil sets OMP_NUM_THREADS. A worker for a tenth of a core has no use
+// for a scheduler thread per CPU of the machine, and twenty of them
+// starting at once each with a full set cost the kernel dearly.
+func (l *Leader) workerEnv(cores float64) map[string]string {
+	if _, set := l.cfg.WorkerEnv["GOMAXPROCS"]; set {
+		return l.cfg.WorkerEnv
+	}
+	n := max(1, int(math.Ceil(cores)))
+	if l.procsEnv == nil {
+		l.procsEnv = map[int]map[string]string{}
+	}
+	env, ok := l.procsEnv[n]
+	if !ok {
+		env = maps.Clone(l.cfg.WorkerEnv)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["GOMAXPROCS"] = strconv.Itoa(n)
+		l.procsEnv[n] = env
+	}
+	return env
 }
 
 // track records an issued job.

@@ -33,6 +33,7 @@ func main() {
 	mode := flag.String("mode", "inprocess", "inprocess or subprocess")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
+	maxJobs := flag.Int("maxjobs", 0, "jobs the local batch system runs at once (0: as many as fit)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -42,13 +43,13 @@ func main() {
 		}
 		profile = f
 	}
-	if err := run(*scenario, *n, *mode, *dir); err != nil {
+	if err := run(*scenario, *n, *mode, *dir, *maxJobs); err != nil {
 		fmt.Fprintln(os.Stderr, "gaffer-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scenario string, n int, mode, dir string) error {
+func run(scenario string, n int, mode, dir string, maxJobs int) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "gaffer-bench-")
 		if err != nil {
@@ -57,7 +58,7 @@ func run(scenario string, n int, mode, dir string) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	opts := local.Options{}
+	opts := local.Options{MaxJobs: maxJobs}
 	switch mode {
 	case "inprocess":
 	case "subprocess":
