@@ -60,6 +60,17 @@ type Config struct {
 	// it does its periodic checks. 0 means 1 s.
 	PollInterval time.Duration
 
+	// RescueInterval is how often, while no job event arrives, the leader
+	// looks for jobs the batch system lost or that run too long; 0 means
+	// 1 minute (Toil's default). MissingChecks is how many checks in a row
+	// a job must be missing from the batch system's list before it is
+	// counted as failed; 0 means 3. MaxJobDuration, if positive, is the
+	// longest a job may run before it is killed and counted as failed; 0
+	// means no limit.
+	RescueInterval time.Duration
+	MissingChecks  int
+	MaxJobDuration time.Duration
+
 	// Provisioner, if set, lets the leader grow and shrink the cluster its
 	// batch system runs on: a cluster scaler runs beside the leader,
 	// learns from finished jobs and sizes the cluster to the issued ones.
@@ -131,6 +142,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
+	}
+	if c.RescueInterval <= 0 {
+		c.RescueInterval = time.Minute
+	}
+	if c.MissingChecks <= 0 {
+		c.MissingChecks = 3
 	}
 	if len(c.WorkerCommand) == 0 {
 		exe, err := os.Executable()

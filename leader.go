@@ -58,6 +58,9 @@ type Leader struct {
 	// holds it except while it waits for the batch system.
 	mu sync.Mutex
 
+	lastRescue time.Time
+	missing    map[batchsystem.ID]int // rescue checks each issued job was missing for
+
 	clock     Clock // the batch system's, if it keeps its own time
 	work      *workload
 	scaler    *scaler.ClusterScaler
@@ -206,6 +209,8 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		l.g.now = l.clock.Now
 	}
 	l.issued = map[batchsystem.ID]*ljob{}
+	l.missing = map[batchsystem.ID]int{}
+	l.lastRescue = time.Now()
 	var frag *fragment
 	err := l.store.Update(ctx, func(tx jobstore.Tx) error {
 		m, err := tx.Meta()
@@ -522,6 +527,9 @@ func (l *Leader) loop(ctx context.Context, start time.Time) error {
 			return fmt.Errorf("gaffer: waiting for jobs: %w", err)
 		}
 		if fin == nil {
+			if err := l.rescue(ctx); err != nil {
+				return err
+			}
 			continue
 		}
 		events := make([]event, 0, 64)
@@ -552,6 +560,7 @@ func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 		return event{}, false
 	}
 	delete(l.issued, fin.ID)
+	delete(l.missing, fin.ID)
 	l.work.done(fin.ID, fin.WallTime, fin.ExitCode == 0)
 	j.where = nowhere
 	e := event{j: j, fin: fin}
