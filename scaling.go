@@ -37,15 +37,15 @@ func (w *workload) add(id batchsystem.ID, kind string, r Requirements) {
 // done records a job's end. Only successful runs teach the runtime
 // model: a lost or failed attempt's time says nothing about how long the
 // job takes.
-func (w *workload) done(id batchsystem.ID, wall time.Duration, ok bool) {
+func (w *workload) done(id batchsystem.ID, wall time.Duration, succeeded bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	j, ok := w.issued[id]
-	if !ok {
+	j, issued := w.issued[id]
+	if !issued {
 		return
 	}
 	delete(w.issued, id)
-	if ok && wall > 0 {
+	if succeeded && wall > 0 {
 		w.completed = append(w.completed, scaler.CompletedJob{Kind: j.Kind, Requirements: j.Requirements, WallTime: wall})
 	}
 }
