@@ -44,7 +44,7 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	if !j.State.Valid() {
 		return nil, fmt.Errorf("jobstore: job %s: invalid state %d", j.ID, j.State)
 	}
-	if err := errors.Join(validIDs("children", j.Children), validIDs("follow-ons", j.FollowOns)); err != nil {
+	if err := errors.Join(validIDs("children", j.Children), validIDs("follow-ons", j.FollowOns), validIDs("services", j.Services)); err != nil {
 		return nil, fmt.Errorf("jobstore: job %s: %w", j.ID, err)
 	}
 	var r enc
@@ -90,6 +90,18 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	r.s(j.LogTail)
 	r.u(uint64(j.Cause))
 	r.s(j.Backing)
+	// Fields added later are written only when set, so that records of
+	// older gaffers (which end here) read back unchanged, and most records
+	// stay as small as before.
+	if len(j.Services) > 0 || j.ServiceOf != 0 || j.ParentService != 0 || len(j.Categories) > 0 {
+		r.ids(j.Services)
+		r.u(uint64(j.ServiceOf))
+		r.u(uint64(j.ParentService))
+		r.u(uint64(len(j.Categories)))
+		for _, c := range j.Categories {
+			r.s(c)
+		}
+	}
 
 	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(r.b)+len(input))
 	out = append(out, byte(j.State), recordFormat)
@@ -235,6 +247,17 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 	j.LogTail = d.s()
 	j.Cause = JobID(d.u())
 	j.Backing = d.s()
+	if d.err == nil && len(d.b) > 0 {
+		j.Services = d.ids()
+		j.ServiceOf = JobID(d.u())
+		j.ParentService = JobID(d.u())
+		if n := d.count(); n > 0 {
+			j.Categories = make([]string, n)
+			for k := range j.Categories {
+				j.Categories[k] = d.s()
+			}
+		}
+	}
 	if d.err != nil {
 		return nil, d.err
 	}

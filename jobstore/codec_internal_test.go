@@ -46,6 +46,10 @@ func fullJob() *Job {
 		LogTail:       "line 1\nline 2\n",
 		Cause:         99,
 		Backing:       "3.17/slurm-12345",
+		Services:      IDList{{First: 40, N: 2}, {First: 50, N: 1}},
+		ServiceOf:     12,
+		ParentService: 41,
+		Categories:    []string{"user:alice", "runner:gpu"},
 	}
 }
 
@@ -94,6 +98,28 @@ func TestCodecRoundTripSmallJobs(t *testing.T) {
 	}
 }
 
+// The fields added for services and categories are written only when
+// set: a record without them is exactly as long as before they existed,
+// so stores written before them read back unchanged.
+func TestCodecOptionalTail(t *testing.T) {
+	plain := &Job{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b"}
+	v0, err := encodeValue(plain, nil, nil)
+	require.NoError(t, err)
+	for _, j := range []*Job{
+		{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b", ServiceOf: 7},
+		{ID: 1, Kind: "k", State: StateServices, Retries: -1, Backing: "b", Services: IDList{{First: 2, N: 3}}},
+		{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b", Categories: []string{""}},
+	} {
+		v, err := encodeValue(j, nil, nil)
+		require.NoError(t, err)
+		require.Greater(t, len(v), len(v0))
+		got, _ := roundTrip(t, j, nil, nil)
+		require.Equal(t, j, got)
+	}
+	got, _ := roundTrip(t, plain, nil, nil)
+	require.Equal(t, plain, got)
+}
+
 func TestCodecNaNCoresKeepTheirBits(t *testing.T) {
 	j := &Job{ID: 1, Kind: "k", State: StatePending, Requirements: batchsystem.Requirements{Cores: math.NaN()}}
 	got, _ := roundTrip(t, j, nil, nil)
@@ -124,7 +150,7 @@ func TestCodecScratchReuse(t *testing.T) {
 func TestCodecRefusesBadValues(t *testing.T) {
 	_, err := encodeValue(&Job{ID: 1, State: 0}, nil, nil)
 	require.Error(t, err, "no state")
-	_, err = encodeValue(&Job{ID: 1, State: StateCancelled + 1}, nil, nil)
+	_, err = encodeValue(&Job{ID: 1, State: StateServices + 1}, nil, nil)
 	require.Error(t, err, "unknown state")
 
 	v, err := encodeValue(fullJob(), []byte("input"), nil)
@@ -149,8 +175,21 @@ func TestCodecRefusesBadValues(t *testing.T) {
 		}
 		_ = state
 	}
+	// A cut exactly where the optional tail (services, categories)
+	// starts is a record written without it; every other cut is an error.
+	head := fullJob()
+	head.Services, head.ServiceOf, head.ParentService, head.Categories = nil, 0, 0, nil
+	hv, err := encodeValue(head, nil, nil)
+	require.NoError(t, err)
+	_, hrec, _, err := splitValue(hv)
+	require.NoError(t, err)
 	for n := range len(rec) {
-		_, err := decodeRecord(1, StatePending, rec[:n])
+		got, err := decodeRecord(1, StatePending, rec[:n])
+		if n == len(hrec) {
+			require.NoError(t, err)
+			require.Empty(t, got.Services)
+			continue
+		}
 		require.Error(t, err, "record cut at %d of %d", n, len(rec))
 	}
 

@@ -37,11 +37,15 @@ const (
 	StateFailed
 	// StateSkipped: the job will never run because a predecessor failed.
 	StateSkipped
-	// StateCancelled: the job was cancelled by a user.
+	// StateCancelled: the job was cancelled by a user, or a successor of
+	// it was.
 	StateCancelled
+	// StateServices: the body ran; the job's services are starting, and
+	// its children wait for them.
+	StateServices
 )
 
-var stateNames = [...]string{"", "pending", "children", "follow-ons", "done", "failed", "skipped", "cancelled"}
+var stateNames = [...]string{"", "pending", "children", "follow-ons", "done", "failed", "skipped", "cancelled", "services"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) && s > 0 {
@@ -51,7 +55,7 @@ func (s State) String() string {
 }
 
 // Valid reports whether s is one of the defined states.
-func (s State) Valid() bool { return s >= StatePending && s <= StateCancelled }
+func (s State) Valid() bool { return s >= StatePending && s <= StateServices }
 
 // Job is the stored record of one job: what the leader needs to schedule
 // it. The job's input and result are stored apart from it (Tx.PutInput,
@@ -67,6 +71,17 @@ type Job struct {
 	Preds     []JobID `json:"p,omitempty"`
 	Children  IDList  `json:"c,omitempty"`
 	FollowOns IDList  `json:"f,omitempty"`
+
+	// Services lists a client job's services, parents before their
+	// child services. ServiceOf is set on a service: its client.
+	// ParentService is set on a child service: the service that must
+	// start before it.
+	Services      IDList `json:"sv,omitempty"`
+	ServiceOf     JobID  `json:"so,omitempty"`
+	ParentService JobID  `json:"ps,omitempty"`
+
+	// Categories name the concurrency limits the job counts against.
+	Categories []string `json:"cat,omitempty"`
 
 	Requirements batchsystem.Requirements `json:"r"`
 	Checkpoint   bool                     `json:"cp,omitempty"`
