@@ -202,7 +202,7 @@ func TestCodecRefusesBadValues(t *testing.T) {
 	bad[0] = 0
 	_, err = decodeJob(binary.BigEndian.AppendUint64(nil, 1), bad)
 	require.ErrorIs(t, err, ErrCorrupt, "state 0")
-	bad[0] = byte(StateCancelled + 1)
+	bad[0] = byte(StateServices + 1)
 	_, err = decodeJob(binary.BigEndian.AppendUint64(nil, 1), bad)
 	require.ErrorIs(t, err, ErrCorrupt, "unknown state")
 
