@@ -71,6 +71,34 @@ type Config struct {
 	MissingChecks  int
 	MaxJobDuration time.Duration
 
+	// MaxServices caps the services holding a place at once (issued, or
+	// ready to be); the rest wait in a queue, first come first served.
+	// MaxPreemptibleServices is the separate cap for preemptible services.
+	// 0 means no cap. A cap below what one client needs at once is a
+	// service deadlock, which is detected and reported.
+	MaxServices            int
+	MaxPreemptibleServices int
+	// ServicePollInterval is how often a running service is checked (if
+	// it is a services.Checker) and looks for its stop flag; 0 means 1 s.
+	// (Toil's default is 60 s; a flag on a shared folder is cheap to poll,
+	// and a service that stops sooner gives its slot back sooner.)
+	ServicePollInterval time.Duration
+	// DeadlockWait is how long every running job may be a service, with
+	// nothing else moving, before the run ends with a *DeadlockError; the
+	// leader checks every DeadlockCheckInterval. 0 means 60 s and 30 s
+	// (Toil's defaults); DeadlockWait -1 turns detection off.
+	DeadlockWait          time.Duration
+	DeadlockCheckInterval time.Duration
+
+	// CategoryLimits caps, by category name (the Category job option), how
+	// many jobs of the category may be issued at once; jobs over a cap wait
+	// in the leader, in order. A category without an entry has no cap;
+	// a cap of 0 holds every job of the category.
+	CategoryLimits map[string]int
+	// ControlInterval is how often the leader looks for requests from
+	// other processes (RequestCancel); 0 means 1 s.
+	ControlInterval time.Duration
+
 	// Provisioner, if set, lets the leader grow and shrink the cluster its
 	// batch system runs on: a cluster scaler runs beside the leader,
 	// learns from finished jobs and sizes the cluster to the issued ones.
@@ -148,6 +176,29 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MissingChecks <= 0 {
 		c.MissingChecks = 3
+	}
+	if c.MaxServices < 0 || c.MaxPreemptibleServices < 0 {
+		return c, fmt.Errorf("gaffer: Config.MaxServices, MaxPreemptibleServices: must not be negative (0 means no cap)")
+	}
+	if c.ServicePollInterval <= 0 {
+		c.ServicePollInterval = time.Second
+	}
+	switch {
+	case c.DeadlockWait == 0:
+		c.DeadlockWait = time.Minute
+	case c.DeadlockWait < -1:
+		return c, fmt.Errorf("gaffer: Config.DeadlockWait %v: use -1 to turn detection off", c.DeadlockWait)
+	}
+	if c.DeadlockCheckInterval <= 0 {
+		c.DeadlockCheckInterval = 30 * time.Second
+	}
+	for name, n := range c.CategoryLimits {
+		if n < 0 {
+			return c, fmt.Errorf("gaffer: Config.CategoryLimits[%q] = %d: must not be negative", name, n)
+		}
+	}
+	if c.ControlInterval <= 0 {
+		c.ControlInterval = time.Second
 	}
 	if len(c.WorkerCommand) == 0 {
 		exe, err := os.Executable()

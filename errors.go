@@ -34,7 +34,31 @@ var (
 	ErrWorkflowMismatch = errors.New("gaffer: store holds a different workflow")
 	// ErrBadRequirement: a requirement could not be parsed.
 	ErrBadRequirement = errors.New("gaffer: bad requirement")
+	// ErrDeadlock: the run ended in a service deadlock (*DeadlockError).
+	ErrDeadlock = errors.New("gaffer: service deadlock")
+	// ErrCancelled: the workflow was cancelled (*CancelledError).
+	ErrCancelled = errors.New("gaffer: workflow cancelled")
+	// ErrNotFinished: Result was asked of a workflow still running.
+	ErrNotFinished = errors.New("gaffer: workflow not finished")
 )
+
+// CancelledError ends a workflow that was cancelled: as a whole, or
+// because a job of it was cancelled with its subtree (its ancestors then
+// end cancelled, once their other successors have finished). It matches
+// ErrCancelled.
+type CancelledError struct {
+	Workflow bool     // the whole workflow was cancelled
+	Jobs     []string // the jobs cancelled by request
+}
+
+func (e *CancelledError) Error() string {
+	if e.Workflow || len(e.Jobs) == 0 {
+		return "gaffer: workflow cancelled"
+	}
+	return "gaffer: workflow cancelled: jobs cancelled: " + strings.Join(e.Jobs, ", ")
+}
+
+func (e *CancelledError) Is(target error) bool { return target == ErrCancelled }
 
 // FailedJob describes one job that failed totally.
 type FailedJob struct {

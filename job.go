@@ -48,12 +48,18 @@ type node struct {
 	req        *Requirements // shared; copied before an option writes it
 	retries    int32         // -1: the leader's default
 	checkpoint bool
-	sealed     bool   // handed to a leader already
+	service    bool     // a service, not a job
+	categories []string // concurrency limits it counts against
+	sealed     bool     // handed to a leader already
 	mark       uint32 // visit mark of the last collect that saw it
 
 	children, followOns []*node
 	preds               []*node
-	err                 error // first mistake made building it
+	// A client's services; a service's child services. svcOwner is the
+	// client or parent service a service was added to.
+	services []*node
+	svcOwner *node
+	err      error // first mistake made building it
 }
 
 var tmpIDs atomic.Int64
@@ -66,7 +72,7 @@ var graphMu sync.Mutex
 // newNode makes a job from its type's template and the job's options.
 func newNode(template *node, opts []JobOption) *node {
 	n := &node{tmp: -tmpIDs.Add(1), kind: template.kind, name: template.name, req: template.req,
-		retries: template.retries, checkpoint: template.checkpoint}
+		retries: template.retries, checkpoint: template.checkpoint, service: template.service, categories: template.categories}
 	if len(opts) > 0 {
 		r := *n.req
 		r.Accelerators = slices.Clone(r.Accelerators)
@@ -97,6 +103,9 @@ func (n *node) addEdge(s *node, followOn bool) {
 	case s == n:
 		n.err = &GraphError{Problem: "a job cannot be its own successor", Jobs: []string{n.display()}}
 		return
+	case n.service || s.service:
+		n.err = &GraphError{Problem: "a service cannot be a successor or have successors; add it with AddService", Jobs: []string{n.display(), s.display()}}
+		return
 	case slices.Contains(s.preds, n): // a job's predecessors are few; its successors may be 100,000s
 		n.err = &GraphError{Problem: "successor added twice", Jobs: []string{n.display(), s.display()}}
 		return
@@ -110,4 +119,35 @@ func (n *node) addEdge(s *node, followOn bool) {
 		n.children = append(n.children, s)
 	}
 	s.preds = append(s.preds, n)
+}
+
+// addService adds s as a service of client n, or, with child, as a
+// child service of service n.
+func (n *node) addService(s *node, child bool) {
+	graphMu.Lock()
+	defer graphMu.Unlock()
+	switch {
+	case n.err != nil:
+		return
+	case !s.service:
+		n.err = &GraphError{Problem: "only a service (of a type registered with RegisterService) can be added as a service", Jobs: []string{n.display(), s.display()}}
+		return
+	case child && !n.service:
+		n.err = &GraphError{Problem: "AddChildService is for services; add a job's services with AddService", Jobs: []string{n.display(), s.display()}}
+		return
+	case !child && n.service:
+		n.err = &GraphError{Problem: "a service cannot have services; use AddChildService", Jobs: []string{n.display(), s.display()}}
+		return
+	case s.svcOwner != nil:
+		n.err = &GraphError{Problem: "service added twice", Jobs: []string{s.svcOwner.display(), n.display(), s.display()}}
+		return
+	case s == n:
+		n.err = &GraphError{Problem: "a service cannot be its own child service", Jobs: []string{n.display()}}
+		return
+	case n.sealed || s.sealed:
+		n.err = &GraphError{Problem: "job already submitted; a running job can only add services it made", Jobs: []string{n.display(), s.display()}}
+		return
+	}
+	n.services = append(n.services, s)
+	s.svcOwner = n
 }

@@ -16,6 +16,8 @@ type fragment struct {
 	// workflow's first graph they are empty and Jobs[0] is the root.
 	Children  []int64 `json:"children,omitempty"`
 	FollowOns []int64 `json:"follow_ons,omitempty"`
+	// Services are the running job's new services, parents first.
+	Services []int64 `json:"services,omitempty"`
 }
 
 type fragJob struct {
@@ -25,6 +27,8 @@ type fragJob struct {
 	Req        *Requirements   `json:"r,omitempty"` // shared between jobs that ask alike; nil means defaults
 	Retries    int32           `json:"rt"`
 	Checkpoint bool            `json:"cp,omitempty"`
+	Service    bool            `json:"sv,omitempty"`
+	Categories []string        `json:"cat,omitempty"`
 	// Most jobs of a big fragment are leaves with no name: what they
 	// lack lives behind a pointer, nil for them. (A named field, not an
 	// embedded one: encoding/json cannot fill an embedded pointer to an
@@ -36,6 +40,24 @@ type fragLinks struct {
 	Name      string  `json:"n,omitempty"`
 	Children  []int64 `json:"c,omitempty"`
 	FollowOns []int64 `json:"f,omitempty"`
+	// Services, of a client: all of them, parents before child services.
+	// ParentSvc, of a child service: the service that starts first.
+	Services  []int64 `json:"s,omitempty"`
+	ParentSvc int64   `json:"ps,omitempty"`
+}
+
+func (f *fragJob) services() []int64 {
+	if f.Links == nil {
+		return nil
+	}
+	return f.Links.Services
+}
+
+func (f *fragJob) parentSvc() int64 {
+	if f.Links == nil {
+		return 0
+	}
+	return f.Links.ParentSvc
 }
 
 func (f *fragJob) name() string {
@@ -108,6 +130,9 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		}
 		n.mark = mark
 		order = append(order, n)
+		for i := len(n.services) - 1; i >= 0; i-- {
+			stack = append(stack, n.services[i])
+		}
 		for i := len(n.followOns) - 1; i >= 0; i-- {
 			stack = append(stack, n.followOns[i])
 		}
@@ -120,6 +145,9 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 	for _, n := range order {
 		if n.err != nil {
 			return nil, n.err
+		}
+		if o := n.svcOwner; o != nil && o != parent && !seen(o) {
+			return nil, &GraphError{Problem: "the service's client is not part of the graph", Jobs: []string{o.display(), n.display()}}
 		}
 		for _, p := range n.preds {
 			if p != parent && !seen(p) {
@@ -134,17 +162,39 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		n.sealed = true
 		fj := fragJob{
 			Tmp: n.tmp, Kind: n.kind, Input: n.input, Req: shareReq(shared, *n.req),
-			Retries: n.retries, Checkpoint: n.checkpoint,
+			Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service, Categories: n.categories,
 		}
-		if n.name != "" || len(n.children) > 0 || len(n.followOns) > 0 {
-			fj.Links = &fragLinks{Name: n.name, Children: tmps(n.children), FollowOns: tmps(n.followOns)}
+		var svcs []int64
+		if !n.service {
+			svcs = tmps(serviceTree(n))
+		}
+		var psvc int64
+		if n.service && n.svcOwner != nil && n.svcOwner.service {
+			psvc = n.svcOwner.tmp
+		}
+		if n.name != "" || len(n.children) > 0 || len(n.followOns) > 0 || len(svcs) > 0 || psvc != 0 {
+			fj.Links = &fragLinks{Name: n.name, Children: tmps(n.children), FollowOns: tmps(n.followOns), Services: svcs, ParentSvc: psvc}
 		}
 		f.Jobs = append(f.Jobs, fj)
 	}
 	if parent != nil {
 		f.Children, f.FollowOns = tmps(parent.children), tmps(parent.followOns)
+		f.Services = tmps(serviceTree(parent))
 	}
 	return f, nil
+}
+
+// serviceTree lists a client's services and their child services,
+// parents first.
+func serviceTree(client *node) []*node {
+	if len(client.services) == 0 {
+		return nil
+	}
+	out := slices.Clone(client.services)
+	for i := 0; i < len(out); i++ {
+		out = append(out, out[i].services...)
+	}
+	return out
 }
 
 // validate checks a fragment as the leader receives it, trusting nothing:
@@ -209,9 +259,12 @@ func (f *fragment) validate(parentName string) error {
 			}
 		}
 	}
+	if err := f.validateServices(idx, preds, name); err != nil {
+		return err
+	}
 	var roots []string
 	for p := 1; p < n; p++ {
-		if preds[p] == 0 {
+		if preds[p] == 0 && !f.Jobs[p-1].Service {
 			roots = append(roots, name(p))
 		}
 	}
@@ -235,6 +288,59 @@ func (f *fragment) validate(parentName string) error {
 			names[i] = name(p)
 		}
 		return &GraphError{Problem: "cycle through child and follow-on edges", Jobs: names}
+	}
+	return nil
+}
+
+// validateServices checks services and checkpoints: every service belongs
+// to exactly one client (a job, not a service) and is no one's
+// successor; a child service's parent is an earlier service of the same
+// client; services have no successors; a checkpoint is a leaf.
+func (f *fragment) validateServices(idx map[int64]int, preds []int, name func(int) string) error {
+	owner := make(map[int64]int, 0) // service → client position
+	lists := [][]int64{f.Services}
+	for i := range f.Jobs {
+		lists = append(lists, f.Jobs[i].services())
+	}
+	for p, list := range lists {
+		if p > 0 && len(list) > 0 && f.Jobs[p-1].Service {
+			return &GraphError{Problem: "a service cannot have services", Jobs: []string{name(p)}}
+		}
+		for k, t := range list {
+			i, ok := idx[t]
+			if !ok {
+				return &GraphError{Problem: fmt.Sprintf("service #%d is not part of the graph", -t), Jobs: []string{name(p)}}
+			}
+			sj := &f.Jobs[i]
+			if !sj.Service {
+				return &GraphError{Problem: "a job listed as a service is not of a service type", Jobs: []string{name(p), name(i + 1)}}
+			}
+			if q, dup := owner[t]; dup {
+				return &GraphError{Problem: "service added twice", Jobs: []string{name(q), name(p), name(i + 1)}}
+			}
+			owner[t] = p
+			if ps := sj.parentSvc(); ps != 0 && !slices.Contains(list[:k], ps) {
+				return &GraphError{Problem: "a child service's parent must be an earlier service of the same client", Jobs: []string{name(p), name(i + 1)}}
+			}
+		}
+	}
+	for i := range f.Jobs {
+		j := &f.Jobs[i]
+		leaf := len(j.children()) == 0 && len(j.followOns()) == 0 && len(j.services()) == 0
+		switch {
+		case j.Service && !leaf:
+			return &GraphError{Problem: "a service cannot have successors", Jobs: []string{name(i + 1)}}
+		case j.Service && preds[i+1] > 0:
+			return &GraphError{Problem: "a service cannot be a successor; add it with AddService", Jobs: []string{name(i + 1)}}
+		case j.Service && j.Checkpoint:
+			return &GraphError{Problem: "a service cannot be a checkpoint", Jobs: []string{name(i + 1)}}
+		case j.Service:
+			if _, ok := owner[j.Tmp]; !ok {
+				return &GraphError{Problem: "service has no client: add it to a job with AddService", Jobs: []string{name(i + 1)}}
+			}
+		case j.Checkpoint && !leaf:
+			return &GraphError{Problem: "a checkpoint must be a leaf when it is created; it can add successors and services while it runs", Jobs: []string{name(i + 1)}}
+		}
 	}
 	return nil
 }

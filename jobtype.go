@@ -35,9 +35,11 @@ type JobFunc[In, Out any] func(ctx context.Context, jc *JobContext, in In) (Out,
 // runFunc is a job body with its input and output in JSON.
 type runFunc func(ctx context.Context, jc *JobContext, input []byte) ([]byte, error)
 
+// registration is a job type (run set) or a service type (host set).
 type registration struct {
 	name string
 	run  runFunc
+	host hostFunc
 }
 
 var registry = struct {
@@ -57,24 +59,12 @@ func lookupType(name string) (*registration, bool) {
 // is taken or if In or Out cannot be JSON-encoded (channels, functions,
 // complex numbers, maps with unsupported keys).
 func Register[In, Out any](name string, fn JobFunc[In, Out], opts ...JobOption) (*JobType[In, Out], error) {
-	if name == "" {
-		return nil, fmt.Errorf("gaffer: register: empty job type name")
-	}
 	if fn == nil {
 		return nil, fmt.Errorf("gaffer: register %q: nil function", name)
 	}
-	for _, t := range []reflect.Type{reflect.TypeFor[In](), reflect.TypeFor[Out]()} {
-		if err := checkEncodable(t, map[reflect.Type]bool{}); err != nil {
-			return nil, fmt.Errorf("%w: job type %q: %w", ErrNotEncodable, name, err)
-		}
-	}
-	// Apply the options once, to the template every job of the type
-	// starts from: a bad option fails here rather than at every New.
-	template := &node{kind: name, req: &Requirements{}, retries: -1}
-	for _, o := range opts {
-		if err := o(template); err != nil {
-			return nil, fmt.Errorf("gaffer: register %q: %w", name, err)
-		}
+	template, err := newTemplate(name, []reflect.Type{reflect.TypeFor[In](), reflect.TypeFor[Out]()}, opts)
+	if err != nil {
+		return nil, err
 	}
 	run := func(ctx context.Context, jc *JobContext, input []byte) ([]byte, error) {
 		var in In
@@ -94,13 +84,41 @@ func Register[In, Out any](name string, fn JobFunc[In, Out], opts ...JobOption) 
 		}
 		return b, nil
 	}
+	if err := addRegistration(&registration{name: name, run: run}); err != nil {
+		return nil, err
+	}
+	return &JobType[In, Out]{name: name, template: template}, nil
+}
+
+// newTemplate checks a type's name and its input and output types, and
+// applies its options once, to the template every job of the type starts
+// from: a bad option fails here rather than at every New.
+func newTemplate(name string, types []reflect.Type, opts []JobOption) (*node, error) {
+	if name == "" {
+		return nil, fmt.Errorf("gaffer: register: empty type name")
+	}
+	for _, t := range types {
+		if err := checkEncodable(t, map[reflect.Type]bool{}); err != nil {
+			return nil, fmt.Errorf("%w: type %q: %w", ErrNotEncodable, name, err)
+		}
+	}
+	template := &node{kind: name, req: &Requirements{}, retries: -1}
+	for _, o := range opts {
+		if err := o(template); err != nil {
+			return nil, fmt.Errorf("gaffer: register %q: %w", name, err)
+		}
+	}
+	return template, nil
+}
+
+func addRegistration(r *registration) error {
 	registry.Lock()
 	defer registry.Unlock()
-	if _, taken := registry.m[name]; taken {
-		return nil, fmt.Errorf("%w: %q", ErrJobTypeTaken, name)
+	if _, taken := registry.m[r.name]; taken {
+		return fmt.Errorf("%w: %q", ErrJobTypeTaken, r.name)
 	}
-	registry.m[name] = &registration{name: name, run: run}
-	return &JobType[In, Out]{name: name, template: template}, nil
+	registry.m[r.name] = r
+	return nil
 }
 
 // MustRegister is Register for package-level variables: it panics on

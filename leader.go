@@ -65,6 +65,28 @@ type Leader struct {
 	work      *workload
 	scaler    *scaler.ClusterScaler
 	nextScale time.Time
+
+	// Services hosted in this process report their start here and are
+	// stopped by closing their channel (svcMu guards both).
+	svcMu       sync.Mutex
+	startedMail []startReport
+	svcStop     map[uint64]chan struct{}
+
+	cats              *catLimits
+	lastProgress      time.Time // of the last job event, start or issue
+	lastDeadlockCheck time.Time
+
+	// Requests from Cancel and CancelWorkflow, taken by the loop.
+	reqMu       sync.Mutex
+	reqCancel   []JobID
+	reqCancelWF bool
+	lastControl time.Time
+	doneControl []string // request files handled, removed at the next commit
+
+	// A run's course: Start, ticks, end.
+	runStart   time.Time
+	running    bool
+	stopScaler func()
 }
 
 // Stats counts what a leader did, for benchmarks and monitoring.
@@ -110,6 +132,7 @@ func NewLeader(cfg Config) (*Leader, error) {
 
 // Close releases the store and, if the leader made it, the batch system.
 func (l *Leader) Close() error {
+	l.end(context.Background())
 	var errs []error
 	if l.ownsBS && l.bs != nil {
 		errs = append(errs, l.bs.Shutdown(context.Background()))
@@ -134,49 +157,58 @@ func (l *Leader) Stats() Stats {
 // that already finished returns its stored value (or failure) at once.
 //
 // Cancelling ctx kills the issued jobs and returns; the store can be
-// resumed later.
+// resumed later. Cancelling the workflow (CancelWorkflow, RequestCancel)
+// ends it for good, with an error matching ErrCancelled.
 func (l *Leader) Run(ctx context.Context, root Node) (json.RawMessage, error) {
-	start := time.Now()
-	if err := l.open(ctx, root); err != nil {
+	if err := l.Start(ctx, root); err != nil {
 		return nil, err
 	}
-	switch l.meta.Status {
-	case jobstore.StatusSucceeded:
-		return l.rootResult(ctx)
-	case jobstore.StatusFailed:
-		return nil, l.failure()
-	}
-	if err := l.adoptFinishedResults(ctx); err != nil {
-		return nil, err
-	}
-	if err := l.adoptRunningJobs(ctx); err != nil {
-		return nil, err
-	}
-	stopScaler, err := l.startScaler(ctx)
+	err := l.runLoop(ctx)
+	l.end(ctx)
 	if err != nil {
 		return nil, err
 	}
-	err = l.loop(ctx, start)
-	if len(l.issued) > 0 {
-		// Leave nothing of this workflow running, whatever ended the loop.
-		ids := make([]batchsystem.ID, 0, len(l.issued))
-		for id := range l.issued {
-			ids = append(ids, id)
+	return l.Result(ctx)
+}
+
+// runLoop ticks until the workflow ends.
+func (l *Leader) runLoop(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !l.g.finished() {
+		if _, err := l.tick(ctx, -1); err != nil {
+			return err
 		}
-		if kerr := l.bs.Kill(context.WithoutCancel(ctx), ids); kerr != nil {
+	}
+	return nil
+}
+
+// end stops what a run started: it kills the jobs still issued (services
+// included) and stops the scaler. The store keeps the workflow, to be
+// resumed if it did not finish.
+func (l *Leader) end(ctx context.Context) {
+	if !l.running {
+		return
+	}
+	l.running = false
+	ctx = context.WithoutCancel(ctx)
+	l.mu.Lock()
+	ids := make([]batchsystem.ID, 0, len(l.issued))
+	for id := range l.issued {
+		ids = append(ids, id)
+	}
+	l.mu.Unlock()
+	if len(ids) > 0 {
+		// Leave nothing of this workflow running, whatever ended the loop.
+		if kerr := l.bs.Kill(ctx, ids); kerr != nil {
 			l.log.Warn("killing issued jobs", "err", kerr)
-		} else if err := l.forgetBackings(context.WithoutCancel(ctx)); err != nil {
+		} else if err := l.forgetBackings(ctx); err != nil {
 			l.log.Warn("forgetting killed jobs' backing IDs", "err", err)
 		}
 	}
-	stopScaler()
-	if err != nil {
-		return nil, err
+	if l.stopScaler != nil {
+		l.stopScaler()
 	}
-	if l.g.rootFailed {
-		return nil, l.failure()
-	}
-	return l.rootResult(ctx)
 }
 
 // Run runs the workflow with the given root and decodes its value.
@@ -205,6 +237,9 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	}
 	l.g = newGraph(l.cfg.RetryCount, l.cfg.RetryBackoff, l.cfg.RetryBackoffFactor)
 	l.g.maxBackoff = l.cfg.MaxRetryBackoff
+	l.g.svcMax = [2]int{l.cfg.MaxServices, l.cfg.MaxPreemptibleServices}
+	l.svcStop = map[uint64]chan struct{}{}
+	l.cats = newCatLimits(l.cfg.CategoryLimits)
 	if l.clock != nil {
 		l.g.now = l.clock.Now
 	}
@@ -293,13 +328,22 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	} else if root != nil && root.node().kind != r.kind {
 		return fmt.Errorf("%w: the store's root is of type %q, Run was given %q", ErrWorkflowMismatch, r.kind, root.node().kind)
 	}
+	restart, failed := l.g.resumeServices()
 	settled := l.g.derive()
-	if len(settled) == 0 {
+	if len(settled)+len(restart)+len(failed) == 0 && len(l.g.dirty) == 0 && len(l.g.deleted) == 0 {
 		return nil
 	}
 	return l.commit(ctx, func(jobstore.Tx) error {
 		for _, j := range settled {
 			l.g.phaseDone(j)
+		}
+		for _, c := range failed {
+			l.g.settle(c)
+		}
+		for _, c := range restart {
+			if c.state == jobstore.StateServices {
+				l.g.startServices(c)
+			}
 		}
 		return nil
 	})
@@ -339,6 +383,22 @@ func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (*tmpIndex, e
 		if n := fj.name(); n != "" {
 			news[i].ext().name = n
 		}
+		if len(fj.Categories) > 0 {
+			news[i].ext().categories = l.g.intern(strings.Join(fj.Categories, "\x00"))
+		}
+	}
+	linkServices := func(c *ljob, svcs []int64) {
+		for _, t := range svcs {
+			k := int(ids.get(t) - first)
+			s := news[k]
+			c.addService(s.id)
+			sv := &svcInfo{client: c.id}
+			if ps := f.Jobs[k].parentSvc(); ps != 0 {
+				sv.parent = ids.get(ps)
+			}
+			s.ext().svc = sv
+			l.g.services++
+		}
 	}
 	link := func(p *ljob, children, followOns []int64) {
 		for _, t := range children {
@@ -354,9 +414,11 @@ func (l *Leader) ingest(tx jobstore.Tx, f *fragment, parent *ljob) (*tmpIndex, e
 	}
 	for i := range f.Jobs {
 		link(news[i], f.Jobs[i].children(), f.Jobs[i].followOns())
+		linkServices(news[i], f.Jobs[i].services())
 	}
 	if parent != nil {
 		link(parent, f.Children, f.FollowOns)
+		linkServices(parent, f.Services)
 		l.g.touch(parent)
 	}
 	for i, j := range news {
@@ -499,70 +561,95 @@ type event struct {
 	permanent bool
 }
 
-func (l *Leader) loop(ctx context.Context, start time.Time) error {
+// tick is one turn of the leader's loop: take requests, issue what is
+// ready (at most issueCap jobs when issueCap >= 0), wait up to a poll
+// interval for job events and services' starts, and record them in one
+// transaction; with nothing to record, run the periodic checks. It
+// returns the jobs whose attempts ended. The caller holds l.mu.
+func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err error) {
+	next := l.g.promoteBackoff()
+	if err := l.control(ctx); err != nil {
+		return nil, err
+	}
+	if l.g.finished() {
+		return nil, nil
+	}
+	if err := l.issueReady(ctx, issueCap); err != nil {
+		return nil, err
+	}
+	if l.g.finished() {
+		return nil, nil
+	}
+	if len(l.issued) == 0 && l.g.readyLen() == 0 && l.g.backoff.Len() == 0 && issueCap != 0 {
+		return nil, l.stuck()
+	}
+	wait := l.cfg.PollInterval
+	if next > 0 && next < wait {
+		wait = next
+	}
+	if l.g.services > 0 && wait > servicePoll {
+		// Services report their start apart from the batch system.
+		wait = servicePoll
+	}
+	if d := l.stepScaler(ctx); d > 0 && d < wait {
+		wait = d
+	}
+	l.mu.Unlock()
+	fin, err := l.bs.WaitFinished(ctx, wait)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for !l.g.rootDone && !l.g.rootFailed {
-		next := l.g.promoteBackoff()
-		if err := l.issueReady(ctx, start); err != nil {
-			return err
+	if err != nil {
+		return nil, fmt.Errorf("gaffer: waiting for jobs: %w", err)
+	}
+	// Starts before ends: a service that started and then failed must be
+	// seen to have started.
+	if err := l.collectStarts(ctx); err != nil {
+		return nil, err
+	}
+	if fin == nil {
+		if err := l.rescue(ctx); err != nil {
+			return nil, err
 		}
-		if l.g.rootDone || l.g.rootFailed {
+		return nil, l.checkDeadlock(ctx)
+	}
+	events := make([]event, 0, 64)
+	for fin != nil {
+		if e, ok := l.finished(fin); ok {
+			events = append(events, e)
+		}
+		if len(events) >= l.cfg.MaxBatch {
 			break
 		}
-		if len(l.issued) == 0 && l.g.readyLen() == 0 && l.g.backoff.Len() == 0 {
-			return l.stuck()
-		}
-		wait := l.cfg.PollInterval
-		if next > 0 && next < wait {
-			wait = next
-		}
-		if d := l.stepScaler(ctx); d > 0 && d < wait {
-			wait = d
-		}
-		l.mu.Unlock()
-		fin, err := l.bs.WaitFinished(ctx, wait)
-		l.mu.Lock()
-		if err != nil {
-			return fmt.Errorf("gaffer: waiting for jobs: %w", err)
-		}
-		if fin == nil {
-			if err := l.rescue(ctx); err != nil {
-				return err
-			}
-			continue
-		}
-		events := make([]event, 0, 64)
-		for fin != nil {
-			if e, ok := l.finished(fin); ok {
-				events = append(events, e)
-			}
-			if len(events) >= l.cfg.MaxBatch {
-				break
-			}
-			if fin, err = l.bs.WaitFinished(ctx, 0); err != nil {
-				return fmt.Errorf("gaffer: waiting for jobs: %w", err)
-			}
-		}
-		if err := l.apply(ctx, events); err != nil {
-			return err
+		if fin, err = l.bs.WaitFinished(ctx, 0); err != nil {
+			return nil, fmt.Errorf("gaffer: waiting for jobs: %w", err)
 		}
 	}
-	return nil
+	if err := l.apply(ctx, events); err != nil {
+		return nil, err
+	}
+	ended = make([]*ljob, len(events))
+	for i := range events {
+		ended[i] = events[i].j
+	}
+	return ended, nil
 }
+
+// servicePoll is the longest the leader waits, while services live,
+// before it looks for their starts.
+const servicePoll = 50 * time.Millisecond
+
+// finished reports whether the workflow has ended, one way or another.
+func (g *graph) finished() bool { return g.rootDone || g.rootFailed || g.rootCancelled }
 
 // finished turns a batch system report into an event, fetching the job's
 // outcome from the mailbox or its folder.
 func (l *Leader) finished(fin *batchsystem.FinishedJob) (event, bool) {
 	j := l.issued[fin.ID]
 	if j == nil {
-		l.log.Warn("batch system reported a job the leader did not issue or already processed", "batch_id", fin.ID)
+		// A job the leader killed (rescued, cancelled), or a report twice.
+		l.log.Debug("batch system reported a job the leader does not track", "batch_id", fin.ID)
 		return event{}, false
 	}
-	delete(l.issued, fin.ID)
-	delete(l.missing, fin.ID)
-	l.work.done(fin.ID, fin.WallTime, fin.ExitCode == 0)
-	j.where = nowhere
+	l.untrack(fin.ID, j, fin.WallTime, fin.ExitCode == 0)
 	e := event{j: j, fin: fin}
 	if l.inProc {
 		l.mailMu.Lock()
@@ -606,6 +693,7 @@ func (l *Leader) apply(ctx context.Context, events []event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	l.lastProgress = time.Now()
 	return l.commit(ctx, func(tx jobstore.Tx) error {
 		for i := range events {
 			if err := l.handle(tx, &events[i]); err != nil {
@@ -648,19 +736,27 @@ func (l *Leader) commit(ctx context.Context, fn func(jobstore.Tx) error) error {
 		os.RemoveAll(d)
 	}
 	l.cleanup = l.cleanup[:0]
+	for _, f := range l.doneControl {
+		os.Remove(f)
+	}
+	l.doneControl = l.doneControl[:0]
+	l.stopAndKill(ctx)
 	return nil
 }
 
 // finishWorkflow records the workflow's end in the same transaction as
 // the event that ended it.
 func (l *Leader) finishWorkflow(tx jobstore.Tx) error {
-	if !l.g.rootDone && !l.g.rootFailed || l.meta.Status != jobstore.StatusRunning {
+	if !l.g.finished() || l.meta.Status != jobstore.StatusRunning {
 		return nil
 	}
 	m := l.meta
-	if l.g.rootFailed {
+	switch {
+	case l.g.rootFailed:
 		m.Status = jobstore.StatusFailed
-	} else {
+	case l.g.rootCancelled:
+		m.Status, m.Cancel = jobstore.StatusCancelled, true
+	default:
 		v, err := tx.Result(l.meta.Root)
 		if err != nil {
 			return err
@@ -688,8 +784,16 @@ func (l *Leader) handle(tx jobstore.Tx, e *event) error {
 	if j.state != jobstore.StatePending {
 		return nil // settled meanwhile (skipped, cancelled)
 	}
+	sv := j.svc()
 	if e.out != nil && e.out.OK {
-		return l.succeed(tx, j, e.out)
+		if sv == nil {
+			return l.succeed(tx, j, e.out)
+		}
+		if sv.phase == svcStopping {
+			l.g.serviceEnded(j)
+			return nil
+		}
+		e.out.OK, e.out.Error = false, "the service ended before it was told to stop"
 	}
 	msg, tail, permanent := e.msg, e.logTail, e.permanent
 	switch {
@@ -716,6 +820,20 @@ func (l *Leader) handle(tx jobstore.Tx, e *event) error {
 	l.stats.Failed++
 	l.statsMu.Unlock()
 	l.log.Debug("job attempt failed", "job_id", j.id.String(), "job_kind", j.kind, "attempt", j.tries+1, "err", msg)
+	if sv != nil && sv.phase != svcStarting {
+		// A service is retried only until it starts: its users may hold
+		// its old value already.
+		j.tries++
+		x := j.ext()
+		x.logTail, x.backing, x.issueEpoch = tail, "", 0
+		if sv.phase == svcRunning {
+			msg = "the service failed while running: " + msg
+		} else {
+			msg = "the service failed while stopping: " + msg
+		}
+		l.g.serviceFailed(j, msg)
+		return nil
+	}
 	l.g.attemptFailed(j, msg, tail, permanent)
 	return nil
 }
@@ -760,11 +878,14 @@ func (l *Leader) succeed(tx jobstore.Tx, j *ljob, out *outcome) error {
 
 // issueReady hands ready jobs to the batch system, up to MaxIssued, in
 // batches that share one read transaction for their inputs.
-func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
+func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 	for l.g.readyLen() > 0 {
 		room := l.g.readyLen()
 		if l.cfg.MaxIssued > 0 {
 			room = min(room, l.cfg.MaxIssued-len(l.issued))
+		}
+		if issueCap >= 0 {
+			room = min(room, issueCap)
 		}
 		if room <= 0 {
 			return nil
@@ -775,7 +896,13 @@ func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
 			if j == nil {
 				break
 			}
+			if l.cats.hold(j) {
+				continue // waits for its category; released by untrack
+			}
 			batch = append(batch, j)
+		}
+		if issueCap >= 0 {
+			issueCap -= len(batch)
 		}
 		if len(batch) == 0 {
 			return nil
@@ -818,7 +945,7 @@ func (l *Leader) issueReady(ctx context.Context, start time.Time) error {
 				bad = append(bad, e)
 			} else if l.stats.Issued == 1 {
 				l.statsMu.Lock()
-				l.stats.FirstIssue = time.Since(start)
+				l.stats.FirstIssue = time.Since(l.runStart)
 				l.statsMu.Unlock()
 			}
 		}
@@ -886,6 +1013,23 @@ func (l *Leader) track(j *ljob, id batchsystem.ID, spec batchsystem.JobSpec) {
 	j.where, j.bsID = isIssued, id
 	l.issued[id] = j
 	l.work.add(id, j.kind, spec.Requirements)
+	l.cats.take(j)
+}
+
+// untrack forgets an issued job that ended or was killed: wall is its
+// run time if known, ok whether it succeeded.
+func (l *Leader) untrack(id batchsystem.ID, j *ljob, wall time.Duration, ok bool) {
+	delete(l.issued, id)
+	delete(l.missing, id)
+	l.work.done(id, wall, ok)
+	j.where = nowhere
+	l.dropInProcessHooks(j)
+	for _, w := range l.cats.release(j) {
+		if w.where == inLimit && w.state == jobstore.StatePending {
+			w.where = nowhere
+			l.g.makeReady(w)
+		}
+	}
 }
 
 // issue hands one job to the batch system, or returns the failure event.
@@ -896,12 +1040,16 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 		Job: j.id, Kind: j.kind, Name: j.extra().name, Attempt: int(j.tries) + 1, Epoch: l.meta.Epoch, Seq: j.seq,
 		WorkDir: l.cfg.WorkDir, Input: input,
 	}
+	if j.svc() != nil {
+		env.Service, env.ServicePoll = true, l.cfg.ServicePollInterval
+	}
 	spec := l.spec(j, l.meta.Epoch)
 	if l.inProc {
 		seq := j.seq
+		hooks := l.inProcessHooks(j, env)
 		spec.Run = func(ctx context.Context) error {
 			tail := &tailBuffer{max: logTailMax}
-			out := runJob(ctx, env, tail, l.log.Handler())
+			out := runJob(ctx, env, tail, l.log.Handler(), hooks)
 			if !out.OK {
 				out.LogTail = tail.String()
 			}
@@ -926,6 +1074,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	}
 	id, err := l.bs.Issue(ctx, spec)
 	if err != nil {
+		l.dropInProcessHooks(j)
 		if ctx.Err() != nil {
 			l.g.makeReady(j) // not the job's fault; it is issued again on resume
 			return event{}, true
@@ -934,6 +1083,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 			permanent: errors.Is(err, batchsystem.ErrInsufficientResources)}, false
 	}
 	l.track(j, id, spec)
+	l.lastProgress = time.Now()
 	if a, ok := l.bs.(batchsystem.Adopter); ok {
 		if backing, ok := a.BackingID(id); ok {
 			// Stored with the issue's epoch and number, which name the
@@ -978,6 +1128,9 @@ func (l *Leader) adoptFinishedResults(ctx context.Context) error {
 		if j == nil || j.state != jobstore.StatePending {
 			os.RemoveAll(dir) // left over from a job already recorded
 			continue
+		}
+		if j.svc() != nil {
+			continue // a service is started again, never adopted
 		}
 		files, _ := filepath.Glob(filepath.Join(dir, "result.*.json"))
 		for _, f := range files {
@@ -1032,6 +1185,12 @@ func (l *Leader) adoptRunningJobs(ctx context.Context) error {
 	for _, j := range l.g.jobs {
 		x := j.extra()
 		if j.state != jobstore.StatePending || x.backing == "" || j.where == isIssued {
+			continue
+		}
+		if x.svc != nil {
+			// Services are started again; the old instance stops when its
+			// folder's input is replaced.
+			x.backing = ""
 			continue
 		}
 		var epoch, seq uint64

@@ -3,6 +3,7 @@ package gaffer
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,6 +147,29 @@ func Retries(n int) JobOption {
 			return fmt.Errorf("%w: retries %d", ErrBadRequirement, n)
 		}
 		j.retries = int32(n)
+		return nil
+	}
+}
+
+// Checkpoint makes the job a checkpoint: if its subtree fails totally
+// and it has tries left, its subtree is removed and the job runs again
+// (charging a try). A checkpoint must have no successors or services
+// when it is submitted; it adds them while it runs.
+func Checkpoint() JobOption {
+	return func(j *node) error { j.checkpoint = true; return nil }
+}
+
+// Category makes the job count against the concurrency limits named
+// (Config.CategoryLimits): it is issued only while every one of them has
+// room. Names are free-form, such as "user:alice" or "runner:gpu".
+func Category(names ...string) JobOption {
+	return func(j *node) error {
+		for _, c := range names {
+			if c == "" {
+				return fmt.Errorf("Category: empty name")
+			}
+		}
+		j.categories = append(slices.Clip(j.categories), names...)
 		return nil
 	}
 }

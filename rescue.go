@@ -62,10 +62,7 @@ func (l *Leader) rescue(ctx context.Context) error {
 			continue
 		}
 		kill = append(kill, id)
-		delete(l.issued, id)
-		delete(l.missing, id)
-		l.work.done(id, 0, false)
-		j.where = nowhere
+		l.untrack(id, j, 0, false)
 		if l.inProc {
 			// An outcome the lost job may have left will never be taken.
 			l.mailMu.Lock()

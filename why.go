@@ -17,8 +17,16 @@ func (l *Leader) Why(id JobID) string {
 	if l.g == nil {
 		return "the leader has not loaded its workflow (Run has not started)"
 	}
+	return l.why(id)
+}
+
+func (l *Leader) why(id JobID) string {
+	j := l.g.jobs[id]
+	if j != nil && j.where == inLimit {
+		return l.cats.why(j)
+	}
 	reason := l.g.why(id)
-	if j := l.g.jobs[id]; j != nil && j.where == isIssued {
+	if j != nil && j.where == isIssued {
 		if s, ok := l.bs.(batchsystem.SchedulingStatuser); ok {
 			if msg := s.SchedulingStatus(j.bsID); msg != "" {
 				reason += "; the batch system says: " + msg

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/gafferhq/gaffer/services"
 )
 
 // WorkerArg is the first argument that starts a program in worker mode.
@@ -50,6 +52,9 @@ type envelope struct {
 	Seq     uint64          `json:"seq"`
 	WorkDir string          `json:"work_dir"`
 	Input   json.RawMessage `json:"input"`
+	// For a service: how often to check it and look for the stop flag.
+	Service     bool          `json:"service,omitempty"`
+	ServicePoll time.Duration `json:"service_poll,omitempty"`
 }
 
 // outcome is what running a job produced: the result file's content.
@@ -74,11 +79,39 @@ const (
 )
 
 func resultFile(epoch, seq uint64) string { return fmt.Sprintf("result.%d.%d.json", epoch, seq) }
+
+// stopFile is the flag the leader creates in a service's folder to stop
+// it; startedName names the file a service host writes, in the work
+// directory's started folder, once the service has started. They carry
+// the issue's epoch and number, so an instance left by an earlier leader
+// never takes a flag meant for a later one.
+func stopFile(epoch, seq uint64) string { return fmt.Sprintf("stop.%d.%d", epoch, seq) }
+func startedName(id JobID, epoch, seq uint64) string {
+	return fmt.Sprintf("%d.%d.%d.json", uint64(id), epoch, seq)
+}
+
+const startedDir = "started"
+
+// startReport is what a service host reports once Start has returned.
+type startReport struct {
+	Job   JobID           `json:"job"`
+	Epoch uint64          `json:"epoch"`
+	Seq   uint64          `json:"seq"`
+	Value json.RawMessage `json:"value"`
+}
+
+// svcHooks connect a service host to its leader: how to report the
+// start, and how it learns to stop.
+type svcHooks struct {
+	started       func([]byte) error
+	stop          <-chan struct{}
+	stopRequested func() bool
+}
 func logFile(epoch, seq uint64) string    { return fmt.Sprintf("log.%d.%d.txt", epoch, seq) }
 
 // runJob runs one job body and reports what it produced. It never
 // panics: a panic in the body is a failure of the job.
-func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.Handler) (out *outcome) {
+func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.Handler, hooks *svcHooks) (out *outcome) {
 	out = &outcome{Job: env.Job, Attempt: env.Attempt, Epoch: env.Epoch, Seq: env.Seq, Started: time.Now()}
 	jc := newJobContext(env.Job, env.Kind, env.Name, env.Attempt, env.WorkDir, logOut, logBase)
 	defer func() {
@@ -94,9 +127,29 @@ func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.H
 		out.Permanent = true
 		return out
 	}
+	if env.Service != (reg.host != nil) {
+		out.Error = fmt.Errorf("%w: %s: %q is registered as a job type and used as a service, or the other way round", ErrUnknownJobType, jc.display(), env.Kind).Error()
+		out.Permanent = true
+		return out
+	}
+	if reg.host != nil {
+		if hooks == nil {
+			hooks = &svcHooks{started: func([]byte) error { return errors.New("no leader to report to") }}
+		}
+		err := reg.host(ctx, jc, env.Input, hooks.started, hooks.stop,
+			services.Options{PollInterval: env.ServicePoll, StopRequested: hooks.stopRequested})
+		if err != nil {
+			var pe *permanentError
+			out.Permanent = errors.As(err, &pe)
+			out.Error = err.Error()
+			return out
+		}
+		out.OK, out.Result = true, json.RawMessage("null")
+		return out
+	}
 	res, err := reg.run(ctx, jc, env.Input)
 	if err == nil {
-		out.Graph, err = collect(jc.self, slices.Concat(jc.self.children, jc.self.followOns))
+		out.Graph, err = collect(jc.self, slices.Concat(jc.self.children, jc.self.followOns, jc.self.services))
 		if err != nil {
 			err = &permanentError{fmt.Errorf("job %s: %w", jc.display(), err)}
 		}
@@ -130,7 +183,11 @@ func workerMain(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	out := runJob(ctx, &env, os.Stderr, nil)
+	var hooks *svcHooks
+	if env.Service {
+		hooks = fileHooks(dir, &env)
+	}
+	out := runJob(ctx, &env, os.Stderr, nil, hooks)
 	if !out.OK && ctx.Err() != nil {
 		// Stopped by a signal (a kill, a scheduler's time limit): the job
 		// did not finish, so leave no result. The batch system reports
@@ -206,4 +263,36 @@ func readTail(path string, max int64) string {
 	b := make([]byte, st.Size()-off)
 	n, _ := f.ReadAt(b, off)
 	return string(b[:n])
+}
+
+// fileHooks connect a service host in a worker process to its leader
+// through files: the start is reported by a file in the work directory's
+// started folder (written by temporary file and rename), and the leader
+// asks for a stop by creating a flag in the job's folder. A host also
+// stops when its input file is replaced: a later leader has issued the
+// service again, and this instance, left by an earlier one, is stale.
+func fileHooks(dir string, env *envelope) *svcHooks {
+	inputPath := filepath.Join(dir, inputFile)
+	stopPath := filepath.Join(dir, stopFile(env.Epoch, env.Seq))
+	orig, _ := os.Stat(inputPath)
+	return &svcHooks{
+		started: func(v []byte) error {
+			b, err := json.Marshal(startReport{Job: env.Job, Epoch: env.Epoch, Seq: env.Seq, Value: v})
+			if err != nil {
+				return err
+			}
+			d := filepath.Join(env.WorkDir, startedDir)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			return writeFileAtomic(filepath.Join(d, startedName(env.Job, env.Epoch, env.Seq)), b, true)
+		},
+		stopRequested: func() bool {
+			if _, err := os.Stat(stopPath); err == nil {
+				return true
+			}
+			now, err := os.Stat(inputPath)
+			return orig != nil && (err != nil || !os.SameFile(orig, now) || !now.ModTime().Equal(orig.ModTime()))
+		},
+	}
 }

@@ -1,0 +1,139 @@
+package gaffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gafferhq/gaffer/jobstore"
+)
+
+// Cancel asks the leader to cancel jobs, each with its whole subtree:
+// issued jobs of it are killed, and all of it is recorded as cancelled,
+// not failed. The job's ancestors end cancelled once their other
+// successors have finished, and so the workflow ends with a
+// *CancelledError. Cancelling a service cancels its client. IDs of jobs
+// already finished are ignored. It returns at once; the leader acts at
+// its next turn. Safe to call from any goroutine.
+func (l *Leader) Cancel(ids ...JobID) {
+	l.reqMu.Lock()
+	l.reqCancel = append(l.reqCancel, ids...)
+	l.reqMu.Unlock()
+}
+
+// CancelWorkflow asks the leader to end the workflow for good: issued
+// jobs are killed and the store records the workflow as cancelled, so
+// that a later Run returns ErrCancelled rather than resuming it. (To stop
+// a run and resume it later, cancel Run's context instead.)
+func (l *Leader) CancelWorkflow() {
+	l.reqMu.Lock()
+	l.reqCancelWF = true
+	l.reqMu.Unlock()
+}
+
+// controlDir holds requests from other processes: one empty file per
+// request, made by temporary file and rename. The leader is the only
+// writer of the store, so other processes ask through files, as Toil's
+// kill flag does.
+func controlDir(workDir string) string { return filepath.Join(workDir, "control") }
+
+const cancelWorkflowFile = "cancel-workflow"
+
+// RequestCancel asks, from any process, the leader running the workflow
+// whose work directory is workDir (Config.WorkDir; by default the store's
+// path plus ".work") to cancel jobs as Leader.Cancel does. The leader
+// looks for requests every Config.ControlInterval; a request made while
+// no leader runs is taken by the next one.
+func RequestCancel(workDir string, ids ...JobID) error {
+	for _, id := range ids {
+		if err := putRequest(workDir, "cancel-"+strconv.FormatUint(uint64(id), 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RequestCancelWorkflow asks, from any process, for the whole workflow
+// to be cancelled, as Leader.CancelWorkflow does.
+func RequestCancelWorkflow(workDir string) error { return putRequest(workDir, cancelWorkflowFile) }
+
+func putRequest(workDir, name string) error {
+	dir := controlDir(workDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("gaffer: request %s: %w", name, err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, name), nil, true); err != nil {
+		return fmt.Errorf("gaffer: request %s: %w", name, err)
+	}
+	return nil
+}
+
+// control takes cancel requests: those made in this process at every
+// turn, those in the control folder every ControlInterval (one ReadDir of
+// a folder that is almost always empty).
+func (l *Leader) control(ctx context.Context) error {
+	l.reqMu.Lock()
+	ids, all := l.reqCancel, l.reqCancelWF
+	l.reqCancel, l.reqCancelWF = nil, false
+	l.reqMu.Unlock()
+	if now := time.Now(); now.Sub(l.lastControl) >= l.cfg.ControlInterval {
+		l.lastControl = now
+		dir := controlDir(l.cfg.WorkDir)
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn("reading control requests", "err", err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			switch {
+			case name == cancelWorkflowFile:
+				all = true
+			case strings.HasPrefix(name, "cancel-") && !strings.Contains(name, ".tmp"):
+				n, err := strconv.ParseUint(strings.TrimPrefix(name, "cancel-"), 10, 64)
+				if err != nil {
+					l.log.Warn("unreadable control request; removed", "file", name)
+				} else {
+					ids = append(ids, JobID(n))
+				}
+			default:
+				continue
+			}
+			l.doneControl = append(l.doneControl, filepath.Join(dir, name))
+		}
+	}
+	if len(ids) == 0 && !all && len(l.doneControl) == 0 {
+		return nil
+	}
+	return l.commit(ctx, func(jobstore.Tx) error {
+		if all {
+			l.log.Info("workflow cancelled by request")
+			l.g.cancelWorkflow()
+			return nil
+		}
+		for _, id := range ids {
+			if l.g.cancel(id) {
+				l.log.Info("job cancelled by request", "job_id", id.String())
+			} else {
+				l.log.Info("cancel request for a job not running or waiting; ignored", "job_id", id.String())
+			}
+		}
+		return nil
+	})
+}
+
+// cancelWorkflow ends the whole workflow as cancelled: every issued job
+// is to be killed. Job records are left as they are; the workflow's
+// status says it all.
+func (g *graph) cancelWorkflow() {
+	g.rootCancelled = true
+	for _, j := range g.jobs {
+		if j.where == isIssued {
+			g.toKill = append(g.toKill, j)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package gaffer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/jobstore"
+)
+
+// DeadlockError ends a run in which every running job has been a
+// started service, with nothing else moving, for Config.DeadlockWait:
+// the services hold the slots that the jobs using them wait for (or a
+// service limit is too low for what a client needs at once). It matches
+// ErrDeadlock. The store keeps the workflow: resume it with more
+// resources or higher limits.
+type DeadlockError struct {
+	Still    time.Duration // how long nothing had moved
+	Services []string      // the running services
+	Waiting  []string      // jobs waiting, each with why
+}
+
+func (e *DeadlockError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "gaffer: service deadlock: for %s every running job has been a service and nothing else moved; running services: %s",
+		e.Still.Round(time.Second), strings.Join(e.Services, ", "))
+	if len(e.Waiting) > 0 {
+		b.WriteString("; waiting:")
+		for _, w := range e.Waiting {
+			b.WriteString("\n  - ")
+			b.WriteString(w)
+		}
+	}
+	return b.String()
+}
+
+func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
+
+// checkDeadlock looks for a service deadlock (toil-brief 2.9). It runs
+// only when no job event arrived, at most every DeadlockCheckInterval,
+// and costs one Running query. The clock is the time of the last event
+// of any kind (a job's end, a service's start, an issue), so a deadlock
+// is reported at most DeadlockWait plus one check interval after the
+// last thing moved. It never fires while a job waits out a retry backoff
+// (it will be issued later), while a service is still starting, or while
+// a job that is not a service runs. Jobs queued in the batch system do
+// not prevent it: if they have not started by then, the services hold
+// what they need.
+func (l *Leader) checkDeadlock(ctx context.Context) error {
+	if l.cfg.DeadlockWait < 0 || l.g.services == 0 {
+		return nil
+	}
+	now := time.Now()
+	if now.Sub(l.lastDeadlockCheck) < l.cfg.DeadlockCheckInterval {
+		return nil
+	}
+	l.lastDeadlockCheck = now
+	if now.Sub(l.lastProgress) < l.cfg.DeadlockWait || l.g.backoff.Len() > 0 {
+		return nil
+	}
+	running, err := l.bs.Running(ctx)
+	if err != nil {
+		l.log.Warn("deadlock check: listing running jobs", "err", err)
+		return nil
+	}
+	if len(running) == 0 {
+		return nil
+	}
+	svcs := make([]*ljob, 0, len(running))
+	for id := range running {
+		j := l.issued[id]
+		if j == nil || j.svc() == nil || j.svc().phase != svcRunning {
+			return nil
+		}
+		svcs = append(svcs, j)
+	}
+	return l.deadlockError(svcs, running, now.Sub(l.lastProgress))
+}
+
+// deadlockError names the running services and what waits on them: their
+// clients, the clients' successors not running, the services queued.
+func (l *Leader) deadlockError(svcs []*ljob, running map[batchsystem.ID]time.Duration, still time.Duration) error {
+	const most = 20
+	slices.SortFunc(svcs, func(a, b *ljob) int { return int(a.id) - int(b.id) })
+	e := &DeadlockError{Still: still}
+	seen := map[JobID]bool{}
+	add := func(j *ljob) {
+		if len(e.Waiting) < most && !seen[j.id] {
+			seen[j.id] = true
+			e.Waiting = append(e.Waiting, j.display()+": "+l.why(j.id))
+		}
+	}
+	for _, s := range svcs {
+		e.Services = append(e.Services, fmt.Sprintf("%s (service of %s)", s.display(), s.svc().client))
+	}
+	for _, s := range svcs {
+		c := l.g.jobs[s.svc().client]
+		if c == nil {
+			continue
+		}
+		add(c)
+		for _, list := range []jobstore.IDList{c.services(), c.children(), c.followOns()} {
+			for id := range list.All() {
+				if j := l.g.jobs[id]; j != nil && j.live() {
+					if _, run := running[j.bsID]; !run || j.where != isIssued {
+						add(j)
+					}
+				}
+			}
+		}
+	}
+	for _, j := range l.issued {
+		if _, run := running[j.bsID]; !run {
+			add(j)
+		}
+	}
+	return e
+}

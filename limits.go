@@ -1,0 +1,111 @@
+package gaffer
+
+import "fmt"
+
+// catLimits holds back jobs whose categories are at their caps
+// (Config.CategoryLimits), as Galaxy caps jobs per user and per runner.
+// Each held job waits in the queue of one full category; when a job of
+// that category ends, the first one waiting goes back to the ready queue
+// and is checked again (it may then wait on another category). Costs are
+// O(categories of the job) per issue and per end; a nil *catLimits (no
+// limits configured) holds nothing.
+type catLimits struct {
+	limit   map[string]int
+	issued  map[string]int
+	waiting map[string]*ljobQueue
+}
+
+func newCatLimits(limits map[string]int) *catLimits {
+	if len(limits) == 0 {
+		return nil
+	}
+	return &catLimits{limit: limits, issued: map[string]int{}, waiting: map[string]*ljobQueue{}}
+}
+
+// full returns the first of j's categories that is at its cap.
+func (c *catLimits) full(j *ljob) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	for _, name := range j.categories() {
+		if n, capped := c.limit[name]; capped && c.issued[name] >= n {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// hold queues j if a category of it is full, and reports whether it did.
+func (c *catLimits) hold(j *ljob) bool {
+	name, full := c.full(j)
+	if !full {
+		return false
+	}
+	q := c.waiting[name]
+	if q == nil {
+		q = &ljobQueue{}
+		c.waiting[name] = q
+	}
+	q.push(j)
+	j.where = inLimit
+	return true
+}
+
+func (c *catLimits) take(j *ljob) {
+	if c == nil {
+		return
+	}
+	for _, name := range j.categories() {
+		c.issued[name]++
+	}
+}
+
+// release counts j's end and returns the jobs that may now go.
+func (c *catLimits) release(j *ljob) []*ljob {
+	if c == nil {
+		return nil
+	}
+	var out []*ljob
+	for _, name := range j.categories() {
+		c.issued[name]--
+		if q := c.waiting[name]; q != nil {
+			if w := q.pop(); w != nil {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// why explains a job held back by a limit.
+func (c *catLimits) why(j *ljob) string {
+	name, full := c.full(j)
+	if !full {
+		return "held back by a category limit that has room again; it is issued at the next turn"
+	}
+	return fmt.Sprintf("limit reached: category %q has %d of %d issued (Config.CategoryLimits)", name, c.issued[name], c.limit[name])
+}
+
+// ljobQueue is a FIFO of jobs.
+type ljobQueue struct {
+	items []*ljob
+	head  int
+}
+
+func (q *ljobQueue) push(j *ljob) { q.items = append(q.items, j) }
+
+func (q *ljobQueue) pop() *ljob {
+	for q.head < len(q.items) {
+		j := q.items[q.head]
+		q.items[q.head] = nil
+		q.head++
+		if q.head > 1024 && q.head*2 > len(q.items) {
+			q.items = append(q.items[:0], q.items[q.head:]...)
+			q.head = 0
+		}
+		if j.where == inLimit {
+			return j
+		}
+	}
+	return nil
+}
