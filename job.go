@@ -51,7 +51,7 @@ type node struct {
 	service    bool     // a service, not a job
 	categories []string // concurrency limits it counts against
 	sealed     bool     // handed to a leader already
-	mark       uint32 // visit mark of the last collect that saw it
+	mark       uint32   // visit mark of the last collect that saw it
 
 	children, followOns []*node
 	preds               []*node

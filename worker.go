@@ -107,7 +107,8 @@ type svcHooks struct {
 	stop          <-chan struct{}
 	stopRequested func() bool
 }
-func logFile(epoch, seq uint64) string    { return fmt.Sprintf("log.%d.%d.txt", epoch, seq) }
+
+func logFile(epoch, seq uint64) string { return fmt.Sprintf("log.%d.%d.txt", epoch, seq) }
 
 // runJob runs one job body and reports what it produced. It never
 // panics: a panic in the body is a failure of the job.
