@@ -338,8 +338,14 @@ func TestRunStopTimeoutBoundsStop(t *testing.T) {
 		StartFunc: func(context.Context) (string, error) { return "x", nil },
 		StopFunc: func(sctx context.Context) error {
 			deadline, hasDeadline = sctx.Deadline()
-			<-sctx.Done() // a Stop that hangs ends at the stop timeout
-			return sctx.Err()
+			// A Stop that hangs ends at the stop timeout (the fallback
+			// only keeps a broken Run from hanging the test).
+			select {
+			case <-sctx.Done():
+				return sctx.Err()
+			case <-time.After(5 * time.Second):
+				return errors.New("Stop's context did not end at the stop timeout")
+			}
 		},
 	}
 	stop := make(chan struct{})
