@@ -51,7 +51,7 @@ type Config struct {
 
 	// MaxIssued caps jobs handed to the batch system and not yet
 	// finished; the rest wait, ready, in the leader. 0 means 10,000; -1
-	// means no cap.
+	// means no cap. Services do not count against it (see MaxServices).
 	MaxIssued int
 	// MaxBatch caps the job events committed in one store transaction.
 	// 0 means 10,000.

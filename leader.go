@@ -38,10 +38,11 @@ type Leader struct {
 	ownsBS    bool
 	inProc    bool
 
-	meta   jobstore.Meta
-	g      *graph
-	issued map[batchsystem.ID]*ljob
-	seq    uint64
+	meta       jobstore.Meta
+	g          *graph
+	issued     map[batchsystem.ID]*ljob
+	issuedSvcs int // services among issued
+	seq        uint64
 
 	mailMu sync.Mutex
 	mail   map[uint64]*outcome // in-process outcomes, by issue number
@@ -286,6 +287,16 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	}
 	if err := l.load(ctx, root); err != nil {
 		return err
+	}
+	// A whole-workflow cancel leaves the jobs' records as they were: the
+	// status is what says the workflow ended.
+	switch l.meta.Status {
+	case jobstore.StatusSucceeded:
+		l.g.rootDone = true
+	case jobstore.StatusFailed:
+		l.g.rootFailed = true
+	case jobstore.StatusCancelled:
+		l.g.rootCancelled = true
 	}
 	l.log.Info("workflow resumed", "workflow_id", l.meta.WorkflowID, "live_jobs", len(l.g.jobs), "ready", l.g.readyLen(), "epoch", l.meta.Epoch)
 	return nil
@@ -882,7 +893,10 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 	for l.g.readyLen() > 0 {
 		room := l.g.readyLen()
 		if l.cfg.MaxIssued > 0 {
-			room = min(room, l.cfg.MaxIssued-len(l.issued))
+			// Services do not count: they have their own caps, and if
+			// they took places here the jobs using them could wait
+			// forever behind them.
+			room = min(room, l.cfg.MaxIssued-(len(l.issued)-l.issuedSvcs))
 		}
 		if issueCap >= 0 {
 			room = min(room, issueCap)
@@ -896,8 +910,8 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 			if j == nil {
 				break
 			}
-			if l.cats.hold(j) {
-				continue // waits for its category; released by untrack
+			if !l.cats.admit(j) {
+				continue // waits for its category; released by unreserve
 			}
 			batch = append(batch, j)
 		}
@@ -918,6 +932,7 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 				if j.inputPromises {
 					if in, err = resolve(tx, in, 0); err != nil {
 						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: input: %v", j.display(), err), permanent: true})
+						l.unreserve(j)
 						batch[i] = nil
 						continue
 					}
@@ -942,6 +957,7 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 				}
 			}
 			if e, ok := l.issue(ctx, j, inputs[i]); !ok {
+				l.unreserve(j)
 				bad = append(bad, e)
 			} else if l.stats.Issued == 1 {
 				l.statsMu.Lock()
@@ -1012,18 +1028,29 @@ func (l *Leader) workerEnv(cores float64) map[string]string {
 func (l *Leader) track(j *ljob, id batchsystem.ID, spec batchsystem.JobSpec) {
 	j.where, j.bsID = isIssued, id
 	l.issued[id] = j
+	if j.svc() != nil {
+		l.issuedSvcs++
+	}
 	l.work.add(id, j.kind, spec.Requirements)
-	l.cats.take(j)
 }
 
 // untrack forgets an issued job that ended or was killed: wall is its
 // run time if known, ok whether it succeeded.
 func (l *Leader) untrack(id batchsystem.ID, j *ljob, wall time.Duration, ok bool) {
+	if _, was := l.issued[id]; was && j.svc() != nil {
+		l.issuedSvcs--
+	}
 	delete(l.issued, id)
 	delete(l.missing, id)
 	l.work.done(id, wall, ok)
 	j.where = nowhere
 	l.dropInProcessHooks(j)
+	l.unreserve(j)
+}
+
+// unreserve gives back j's places in its categories and lets the jobs
+// waiting for them go.
+func (l *Leader) unreserve(j *ljob) {
 	for _, w := range l.cats.release(j) {
 		if w.where == inLimit && w.state == jobstore.StatePending {
 			w.where = nowhere
@@ -1076,6 +1103,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	if err != nil {
 		l.dropInProcessHooks(j)
 		if ctx.Err() != nil {
+			l.unreserve(j)
 			l.g.makeReady(j) // not the job's fault; it is issued again on resume
 			return event{}, true
 		}

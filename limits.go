@@ -35,11 +35,15 @@ func (c *catLimits) full(j *ljob) (string, bool) {
 	return "", false
 }
 
-// hold queues j if a category of it is full, and reports whether it did.
-func (c *catLimits) hold(j *ljob) bool {
+// admit takes a place for j in each of its categories, or, if one is
+// full, queues j and returns false. Places are taken when a job is picked
+// for issue, not when the batch system accepts it, so that one batch
+// cannot overrun a cap; release gives them back.
+func (c *catLimits) admit(j *ljob) bool {
 	name, full := c.full(j)
 	if !full {
-		return false
+		c.take(j)
+		return true
 	}
 	q := c.waiting[name]
 	if q == nil {
@@ -48,7 +52,7 @@ func (c *catLimits) hold(j *ljob) bool {
 	}
 	q.push(j)
 	j.where = inLimit
-	return true
+	return false
 }
 
 func (c *catLimits) take(j *ljob) {

@@ -11,6 +11,9 @@ import (
 // and as a leader process that a test can kill.
 func TestMain(m *testing.M) {
 	gaffer.ServeWorker()
+	if dir := os.Getenv(envRequestCancel); dir != "" {
+		os.Exit(requestCancelMain(dir))
+	}
 	if store := os.Getenv(envLeaderStore); store != "" {
 		os.Exit(leaderMain(store))
 	}
