@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/jobstore"
+	"github.com/gafferhq/gaffer/services"
 )
 
 const envRequestCancel = "GAFFER_TEST_REQUEST_CANCEL"
@@ -260,4 +262,46 @@ func contains(s []string, n int, x string) bool {
 		}
 	}
 	return n <= 0
+}
+
+// Every wait of a client's successors is explained while its service
+// starts: the successor names its client and the service not started.
+func TestWhyWaitingForService(t *testing.T) {
+	const test = "why-svc"
+	resetTrace(test)
+	gate := make(chan struct{})
+	name := "test.slow-svc-" + time.Now().Format("150405.000000000")
+	slow := gaffer.MustRegisterService(name, func(ctx context.Context, jc *gaffer.JobContext, _ int) (services.Service[string], error) {
+		return services.Funcs[string]{StartFunc: func(ctx context.Context) (string, error) {
+			<-gate
+			return "up", nil
+		}}, nil
+	})
+	l, _ := newLeader(t, testOpts{cfg: func(c *gaffer.Config) { c.PollInterval = 10 * time.Millisecond }})
+	root := step(test, "root")
+	svc := slow.New(0)
+	root.AddService(svc)
+	root.AddChild(use(test, "user", svc.Value()))
+	require.NoError(t, l.Start(t.Context(), root))
+	// root j1, user j2, service j3.
+	for range 100 {
+		_, err := l.Step(t.Context(), 1)
+		require.NoError(t, err)
+		if strings.Contains(l.Why(3), "not yet started") {
+			break
+		}
+	}
+	require.Contains(t, l.Why(3), "service of root (j1), issued; not yet started")
+	require.Contains(t, l.Why(1), "waiting for 1 of its services to start")
+	require.Contains(t, l.Why(2), "its services have not all started")
+	close(gate)
+	for {
+		done, err := l.Step(t.Context(), 1)
+		require.NoError(t, err)
+		if done {
+			break
+		}
+	}
+	require.Contains(t, steps(test), "use:user:up")
+	require.Contains(t, l.Why(3), "done")
 }

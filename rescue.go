@@ -15,7 +15,8 @@ import (
 //   - a job the batch system stops listing among its issued jobs for
 //     Config.MissingChecks checks in a row is missing: lost by the batch
 //     system, or unknown to a scheduler that forgot it;
-//   - a job running longer than Config.MaxJobDuration is over-long.
+//   - a job running longer than Config.MaxJobDuration is over-long
+//     (services excepted: they live as long as their client's subtree).
 //
 // It runs at most every Config.RescueInterval, only when the batch system
 // had nothing to report (a report means it is alive and talking), and
@@ -54,7 +55,9 @@ func (l *Leader) rescue(ctx context.Context) error {
 					Message: fmt.Sprintf("the batch system stopped listing the job for %d checks", l.missing[id])}
 			}
 		}
-		if d, ok := running[id]; ok && d > l.cfg.MaxJobDuration {
+		// Services run as long as their users need them: the limit is
+		// for jobs.
+		if d, ok := running[id]; ok && d > l.cfg.MaxJobDuration && j.svc() == nil {
 			fin = &batchsystem.FinishedJob{ID: id, ExitCode: 1, Reason: batchsystem.MaxJobDuration, WallTime: d,
 				Message: fmt.Sprintf("ran %s, longer than the maximum job duration of %s", d.Round(time.Millisecond), l.cfg.MaxJobDuration)}
 		}
