@@ -42,4 +42,16 @@
 //     largest single transaction decides its peak: a job that adds a
 //     million children at once took the leader to 0.86-0.94 GiB of RSS in
 //     docs/benchmarks.md.
+//   - Services (RegisterService, AddService) hold a batch system slot for
+//     their whole life. Services that fill the cluster while their users
+//     wait for room are a deadlock: the run ends with a *DeadlockError
+//     after Config.DeadlockWait, not before, so a deadlock costs that wait.
+//   - A service does not outlive its leader: a resumed workflow starts its
+//     services again, and a service's value (an address) changes.
+//   - Cancelling (Leader.Cancel, RequestCancel) is for good: cancelled jobs
+//     are not resumed, and their ancestors end cancelled. To pause a run
+//     and resume it later, cancel Run's context instead.
+//   - A checkpoint re-runs its body when its subtree fails: the body must
+//     be safe to run again, and what the old subtree wrote to the file
+//     store stays there.
 package gaffer
