@@ -73,7 +73,7 @@ func (c *catLimits) release(j *ljob) []*ljob {
 	for _, name := range j.categories() {
 		c.issued[name]--
 		if q := c.waiting[name]; q != nil {
-			if w := q.pop(); w != nil {
+			if w := q.pop(func(w *ljob) bool { return w.where == inLimit }); w != nil {
 				out = append(out, w)
 			}
 		}
@@ -90,7 +90,9 @@ func (c *catLimits) why(j *ljob) string {
 	return fmt.Sprintf("limit reached: category %q has %d of %d issued (Config.CategoryLimits)", name, c.issued[name], c.limit[name])
 }
 
-// ljobQueue is a FIFO of jobs.
+// ljobQueue is a FIFO of jobs whose entries may go stale (a job cancelled,
+// skipped or removed while it waited): pop skips them. It is the ready
+// queue, the service limits' queues and the categories' queues.
 type ljobQueue struct {
 	items []*ljob
 	head  int
@@ -98,16 +100,21 @@ type ljobQueue struct {
 
 func (q *ljobQueue) push(j *ljob) { q.items = append(q.items, j) }
 
-func (q *ljobQueue) pop() *ljob {
+func (q *ljobQueue) len() int { return len(q.items) - q.head }
+
+// pop returns the first job for which live is true, dropping the stale
+// entries before it, or nil.
+func (q *ljobQueue) pop(live func(*ljob) bool) *ljob {
 	for q.head < len(q.items) {
 		j := q.items[q.head]
 		q.items[q.head] = nil
 		q.head++
 		if q.head > 1024 && q.head*2 > len(q.items) {
+			// Reuse the front of the array rather than grow it forever.
 			q.items = append(q.items[:0], q.items[q.head:]...)
 			q.head = 0
 		}
-		if j.where == inLimit {
+		if live(j) {
 			return j
 		}
 	}

@@ -212,8 +212,7 @@ type graph struct {
 	kinds map[string]string        // interned job type names
 	reqs  map[reqKey]*Requirements // shared requirements
 
-	ready     []*ljob
-	readyHead int
+	ready     ljobQueue
 	backoff   backoffHeap
 
 	// Writes for the open transaction.
@@ -228,8 +227,7 @@ type graph struct {
 	// Services: the queues of those waiting for room under the limits
 	// (ordinary, preemptible), how many hold a place, and the limits
 	// (0: none).
-	svcQueue  [2][]*ljob
-	svcHead   [2]int
+	svcQueue  [2]ljobQueue
 	svcSlots  [2]int
 	svcMax    [2]int
 	toStop    []*ljob // services to ask to stop; the leader does it
@@ -323,28 +321,19 @@ func (g *graph) makeReady(j *ljob) {
 		return
 	}
 	j.where = inReady
-	g.ready = append(g.ready, j)
+	g.ready.push(j)
 }
 
 // popReady takes the next ready job, skipping entries that went stale.
 func (g *graph) popReady() *ljob {
-	for g.readyHead < len(g.ready) {
-		j := g.ready[g.readyHead]
-		g.ready[g.readyHead] = nil
-		g.readyHead++
-		if g.readyHead > 1024 && g.readyHead*2 > len(g.ready) {
-			g.ready = append(g.ready[:0], g.ready[g.readyHead:]...)
-			g.readyHead = 0
-		}
-		if j.where == inReady && j.state == jobstore.StatePending {
-			j.where = nowhere
-			return j
-		}
+	j := g.ready.pop(func(j *ljob) bool { return j.where == inReady && j.state == jobstore.StatePending })
+	if j != nil {
+		j.where = nowhere
 	}
-	return nil
+	return j
 }
 
-func (g *graph) readyLen() int { return len(g.ready) - g.readyHead }
+func (g *graph) readyLen() int { return g.ready.len() }
 
 // promoteBackoff moves jobs whose backoff has passed to the ready queue.
 // It returns how long until the next one is due (0 if none waits).
@@ -359,7 +348,7 @@ func (g *graph) promoteBackoff() time.Duration {
 		j.where = nowhere
 		if j.state == jobstore.StatePending {
 			j.where = inReady
-			g.ready = append(g.ready, j)
+			g.ready.push(j)
 		}
 	}
 	return 0

@@ -60,7 +60,7 @@ func (g *graph) admitService(s *ljob) {
 	sv := s.svc()
 	if g.svcMax[k] > 0 && g.svcSlots[k] >= g.svcMax[k] {
 		sv.phase = svcQueued
-		g.svcQueue[k] = append(g.svcQueue[k], s)
+		g.svcQueue[k].push(s)
 		return
 	}
 	g.svcSlots[k]++
@@ -78,17 +78,12 @@ func (g *graph) releaseSlot(s *ljob) {
 	sv.slot = false
 	k := svcClass(s)
 	g.svcSlots[k]--
-	for g.svcHead[k] < len(g.svcQueue[k]) && (g.svcMax[k] == 0 || g.svcSlots[k] < g.svcMax[k]) {
-		q := g.svcQueue[k][g.svcHead[k]]
-		g.svcQueue[k][g.svcHead[k]] = nil
-		g.svcHead[k]++
-		if qs := q.svc(); qs.phase == svcQueued && q.state == jobstore.StatePending {
-			g.admitService(q)
+	for g.svcMax[k] == 0 || g.svcSlots[k] < g.svcMax[k] {
+		q := g.svcQueue[k].pop(func(q *ljob) bool { return q.svc().phase == svcQueued && q.state == jobstore.StatePending })
+		if q == nil {
+			break
 		}
-	}
-	if g.svcHead[k] > 1024 && g.svcHead[k]*2 > len(g.svcQueue[k]) {
-		g.svcQueue[k] = append(g.svcQueue[k][:0], g.svcQueue[k][g.svcHead[k]:]...)
-		g.svcHead[k] = 0
+		g.admitService(q)
 	}
 }
 
