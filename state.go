@@ -212,8 +212,8 @@ type graph struct {
 	kinds map[string]string        // interned job type names
 	reqs  map[reqKey]*Requirements // shared requirements
 
-	ready     ljobQueue
-	backoff   backoffHeap
+	ready   ljobQueue
+	backoff backoffHeap
 
 	// Writes for the open transaction.
 	dirty   map[JobID]*ljob
