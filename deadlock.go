@@ -9,6 +9,7 @@ import (
 
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
+	"github.com/gafferhq/gaffer/scaler"
 )
 
 // DeadlockError ends a run in which every running job has been a
@@ -46,9 +47,10 @@ func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
 // is reported at most DeadlockWait plus one check interval after the
 // last thing moved. It never fires while a job waits out a retry backoff
 // (it will be issued later), while a service is still starting, or while
-// a job that is not a service runs. Jobs queued in the batch system do
-// not prevent it: if they have not started by then, the services hold
-// what they need.
+// a job that is not a service runs, or while the cluster scaler has a
+// node starting (queued jobs may be waiting for it). Otherwise jobs
+// queued in the batch system do not prevent it: if they have not started
+// by then, the services hold what they need.
 func (l *Leader) checkDeadlock(ctx context.Context) error {
 	if l.cfg.DeadlockWait < 0 || l.g.services == 0 {
 		return nil
@@ -76,6 +78,21 @@ func (l *Leader) checkDeadlock(ctx context.Context) error {
 			return nil
 		}
 		svcs = append(svcs, j)
+	}
+	if l.cfg.Provisioner != nil && len(l.issued) > len(running) {
+		// Issued jobs are queued; if the cluster is growing, they are
+		// waiting for the new nodes, not for the services.
+		nodes, err := l.cfg.Provisioner.Nodes(ctx)
+		if err != nil {
+			l.log.Warn("deadlock check: listing nodes", "err", err)
+			return nil
+		}
+		for _, n := range nodes {
+			if n.State == scaler.NodeStarting {
+				l.log.Debug("only services run, but a node is starting; not a deadlock yet", "node", n.ID)
+				return nil
+			}
+		}
 	}
 	return l.deadlockError(svcs, running, now.Sub(l.lastProgress))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/batchsystem/local"
+	"github.com/gafferhq/gaffer/scaler"
 	"github.com/gafferhq/gaffer/services"
 )
 
@@ -437,3 +438,59 @@ var KVClient = gaffer.MustRegister("test.kv.client", func(ctx context.Context, j
 	jc.AddFollowOn(get)
 	return gaffer.Forward(jc, get.Result())
 })
+
+// bootingProvisioner has one node that stays "starting" until boot is
+// closed, then vanishes (it never came up); it adds no others.
+type bootingProvisioner struct {
+	boot    chan struct{}
+	mu      sync.Mutex
+	vanishT time.Time
+}
+
+func (p *bootingProvisioner) NodeTypes(context.Context) ([]scaler.NodeType, error) {
+	return []scaler.NodeType{{Name: "n", Shape: scaler.Shape{Cores: 4, Memory: 8 << 30, Disk: 8 << 30}}}, nil
+}
+func (p *bootingProvisioner) AddNodes(context.Context, string, int) (int, error) { return 0, nil }
+func (p *bootingProvisioner) TerminateNodes(context.Context, []string) error   { return nil }
+func (p *bootingProvisioner) Nodes(context.Context) ([]scaler.Node, error) {
+	select {
+	case <-p.boot:
+		p.mu.Lock()
+		if p.vanishT.IsZero() {
+			p.vanishT = time.Now()
+		}
+		p.mu.Unlock()
+		return nil, nil
+	default:
+		return []scaler.Node{{ID: "booting", Type: "n", State: scaler.NodeStarting, Workers: -1}}, nil
+	}
+}
+
+// Jobs queued while the cluster scaler has a node starting are waiting
+// for it, not for the services: no deadlock is reported until the node
+// is gone and the deadlock wait has passed after that.
+func TestNoDeadlockWhileANodeStarts(t *testing.T) {
+	const test = "svc-booting"
+	resetTrace(test)
+	bs, err := local.New(local.Options{Cores: 1, Memory: 1 << 30, Disk: 1 << 30})
+	require.NoError(t, err)
+	t.Cleanup(func() { bs.Shutdown(context.Background()) })
+	prov := &bootingProvisioner{boot: make(chan struct{})}
+	l, _ := newLeader(t, testOpts{cfg: func(c *gaffer.Config) {
+		c.BatchSystem, c.Provisioner = bs, prov
+		c.Scaling = scaler.Config{ScaleInterval: time.Hour}
+		c.DeadlockWait, c.DeadlockCheckInterval = 200*time.Millisecond, 20*time.Millisecond
+		c.PollInterval = 20 * time.Millisecond
+	}})
+	root := step(test, "root")
+	svc := TestSvc.New(svcIn{Test: test, Name: "hog"}, gaffer.Cores(1))
+	root.AddService(svc)
+	root.AddChild(use(test, "queued", svc.Value(), gaffer.Cores(1)))
+	time.AfterFunc(time.Second, func() { close(prov.boot) }) // five deadlock waits
+	_, err = gaffer.Run(t.Context(), l, root)
+	require.ErrorIs(t, err, gaffer.ErrDeadlock)
+	prov.mu.Lock()
+	vanished := prov.vanishT
+	prov.mu.Unlock()
+	require.False(t, vanished.IsZero(), "the deadlock was reported while the node was still starting")
+}
