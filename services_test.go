@@ -451,7 +451,7 @@ func (p *bootingProvisioner) NodeTypes(context.Context) ([]scaler.NodeType, erro
 	return []scaler.NodeType{{Name: "n", Shape: scaler.Shape{Cores: 4, Memory: 8 << 30, Disk: 8 << 30}}}, nil
 }
 func (p *bootingProvisioner) AddNodes(context.Context, string, int) (int, error) { return 0, nil }
-func (p *bootingProvisioner) TerminateNodes(context.Context, []string) error   { return nil }
+func (p *bootingProvisioner) TerminateNodes(context.Context, []string) error     { return nil }
 func (p *bootingProvisioner) Nodes(context.Context) ([]scaler.Node, error) {
 	select {
 	case <-p.boot:
