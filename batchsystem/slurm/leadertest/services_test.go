@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -108,4 +109,37 @@ func TestServiceOnSlurm(t *testing.T) {
 	require.Equal(t, 1+1+5+1, st.Issued, "root, service, children, follow-on")
 	t.Logf("service workflow on Slurm in %v", time.Since(start).Round(time.Millisecond))
 	require.Empty(t, jobsOf(t, prefix, ""), "the service's Slurm job ended")
+}
+
+// Cancelling the workflow from outside the leader (as another process
+// would, through the work directory) scancels its Slurm jobs, records it
+// as cancelled, and a later leader does not resume it.
+func TestRequestCancelWorkflowOnSlurm(t *testing.T) {
+	needCluster(t)
+	prefix := uniquePrefix("rcancel")
+	bs := newSlurm(t, prefix)
+	marks := filepath.Join(t.TempDir(), "marks")
+	l, store := newLeader(t, gaffer.Config{BatchSystem: bs, NoSync: true, ControlInterval: 100 * time.Millisecond,
+		WorkerEnv: map[string]string{envMarks: marks, envPhase: "1"}})
+	steps := []Step{{Sleep: 5 * time.Minute, Value: 1}, {Sleep: 5 * time.Minute, Value: 2}}
+	done := make(chan error, 1)
+	go func() { _, err := gaffer.Run(t.Context(), l, Steps.New(steps)); done <- err }()
+	waitFor(t, 60*time.Second, "every leaf to start", func() bool {
+		return countMarks(readMarks(t, marks), "start") == len(steps)
+	})
+	require.NoError(t, gaffer.RequestCancelWorkflow(store+".work"))
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the leader did not act on the cancel request")
+	}
+	require.ErrorIs(t, err, gaffer.ErrCancelled)
+	require.Empty(t, jobsOf(t, prefix, ""), "no Slurm job of the workflow is left")
+	require.NoError(t, l.Close())
+
+	l2, _ := newLeader(t, gaffer.Config{Store: store, BatchSystem: bs, NoSync: true})
+	_, err = l2.Run(t.Context(), nil)
+	require.ErrorIs(t, err, gaffer.ErrCancelled, "a cancelled workflow stays cancelled")
+	require.Zero(t, l2.Stats().Issued)
 }
