@@ -305,3 +305,18 @@ func TestWhyWaitingForService(t *testing.T) {
 	require.Contains(t, steps(test), "use:user:up")
 	require.Contains(t, l.Why(3), "done")
 }
+
+// A category with a cap of 0 holds its jobs for ever: the run ends at
+// once with an error that says which limit holds them.
+func TestCategoryCapZeroIsExplained(t *testing.T) {
+	name := "test.cat0-" + time.Now().Format("150405.000000000")
+	held := gaffer.MustRegister(name, func(ctx context.Context, jc *gaffer.JobContext, _ int) (int, error) {
+		return 1, nil
+	}, gaffer.Category("closed"))
+	l, _ := newLeader(t, testOpts{cfg: func(c *gaffer.Config) { c.CategoryLimits = map[string]int{"closed": 0} }})
+	root := step("cat0", "root")
+	root.AddChild(held.New(0))
+	_, err := l.Run(t.Context(), root)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `limit reached: category "closed" has 0 of 0 issued`)
+}

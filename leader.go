@@ -1274,7 +1274,7 @@ func (l *Leader) stuck() error {
 	n := 0
 	for id, j := range l.g.jobs {
 		if j.state == jobstore.StatePending && n < 10 {
-			fmt.Fprintf(&b, "\n  - %s: %s", j.display(), l.g.why(id))
+			fmt.Fprintf(&b, "\n  - %s: %s", j.display(), l.why(id))
 			n++
 		}
 	}

@@ -1,6 +1,10 @@
 package gaffer
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/gafferhq/gaffer/jobstore"
+)
 
 // catLimits holds back jobs whose categories are at their caps
 // (Config.CategoryLimits), as Galaxy caps jobs per user and per runner.
@@ -73,7 +77,9 @@ func (c *catLimits) release(j *ljob) []*ljob {
 	for _, name := range j.categories() {
 		c.issued[name]--
 		if q := c.waiting[name]; q != nil {
-			if w := q.pop(func(w *ljob) bool { return w.where == inLimit }); w != nil {
+			// Skip entries gone stale: a job cancelled or removed
+			// while it waited must not take the place.
+			if w := q.pop(func(w *ljob) bool { return w.where == inLimit && w.state == jobstore.StatePending }); w != nil {
 				out = append(out, w)
 			}
 		}

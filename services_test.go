@@ -105,6 +105,7 @@ func TestServiceLifecycle(t *testing.T) {
 
 	_, err := gaffer.Run(t.Context(), l, root)
 	require.NoError(t, err)
+	require.Zero(t, l.Status().Services, "no service left")
 	s := steps(test)
 	at := func(x string) int { return indexOf(t, s, x) }
 	require.Less(t, at("root"), at("start:db"))
@@ -167,6 +168,7 @@ func TestFailedServiceFailsSubtree(t *testing.T) {
 	require.Len(t, fe.Jobs, 1)
 	require.Equal(t, "test.svc", fe.Jobs[0].Kind)
 	require.Contains(t, fe.Jobs[0].Err, "cannot start bad")
+	require.Zero(t, l.Status().Services, "the failed one and the stopped one are not live")
 	require.Equal(t, 2, fe.Jobs[0].Tries, "retried before it started")
 	s := steps(test)
 	require.NotContains(t, s, "use:child:value-of-good")

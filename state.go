@@ -232,7 +232,7 @@ type graph struct {
 	svcMax    [2]int
 	toStop    []*ljob // services to ask to stop; the leader does it
 	toKill    []*ljob // issued jobs to kill (cancelled); the leader does it
-	services  int     // service jobs live
+	services  int     // service jobs pending (not ended, failed or cancelled)
 	restarted int     // checkpoint restarts
 
 	retryCount int
@@ -297,7 +297,9 @@ func (g *graph) fromRecord(r *jobstore.Job) *ljob {
 		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore}
 	if r.ServiceOf != 0 {
 		x.svc = &svcInfo{client: r.ServiceOf, parent: r.ParentService}
-		g.services++
+		if r.State == jobstore.StatePending {
+			g.services++
+		}
 	}
 	if len(r.Categories) > 0 {
 		x.categories = g.intern(strings.Join(r.Categories, "\x00"))
@@ -458,13 +460,13 @@ func (g *graph) subtreeDone(j *ljob) {
 // any queue entry of it goes stale.
 func (g *graph) remove(j *ljob) {
 	if j.state == jobstore.StatePending {
+		if j.svc() != nil {
+			g.services--
+		}
 		j.state = jobstore.StateDone // stale in the ready queue and backoff heap
 	}
 	if j.state == jobstore.StateSkipped {
 		g.skipped--
-	}
-	if j.svc() != nil {
-		g.services--
 	}
 	delete(g.jobs, j.id)
 	delete(g.dirty, j.id)
@@ -710,6 +712,9 @@ func (g *graph) cancel(id JobID) bool {
 		}
 		if sv := s.svc(); sv != nil {
 			g.releaseSlot(s)
+			if s.state == jobstore.StatePending {
+				g.services--
+			}
 		}
 		s.state = jobstore.StateCancelled
 		g.touch(s)

@@ -168,6 +168,9 @@ func (g *graph) clientLosesService(id JobID) {
 func (g *graph) serviceFailed(s *ljob, msg string) {
 	sv := s.svc()
 	g.releaseSlot(s)
+	if s.state == jobstore.StatePending {
+		g.services--
+	}
 	s.state = jobstore.StateFailed
 	if msg == "" {
 		msg = "the service failed"

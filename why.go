@@ -44,13 +44,15 @@ type Status struct {
 	Backoff   int // waiting out a retry backoff
 	Failed    int // failed by their own error
 	Skipped   int // not run because a predecessor failed
+	Services  int // service jobs not yet ended (queued, starting, running, stopping)
 	Finished  bool
 	Succeeded bool
+	Cancelled bool
 }
 
 func (s Status) String() string {
-	return fmt.Sprintf("%d live, %d ready, %d issued, %d in backoff, %d failed, %d skipped",
-		s.Live, s.Ready, s.Issued, s.Backoff, s.Failed, s.Skipped)
+	return fmt.Sprintf("%d live, %d ready, %d issued, %d in backoff, %d failed, %d skipped, %d services",
+		s.Live, s.Ready, s.Issued, s.Backoff, s.Failed, s.Skipped, s.Services)
 }
 
 // Status returns a snapshot of the workflow. Like Why, it is safe to call
@@ -63,7 +65,7 @@ func (l *Leader) Status() Status {
 	}
 	return Status{
 		Live: len(l.g.jobs), Ready: l.g.readyLen(), Issued: len(l.issued), Backoff: l.g.backoff.Len(),
-		Failed: len(l.g.failedOwn), Skipped: l.g.skipped,
-		Finished: l.g.rootDone || l.g.rootFailed, Succeeded: l.g.rootDone,
+		Failed: len(l.g.failedOwn), Skipped: l.g.skipped, Services: l.g.services,
+		Finished: l.g.finished(), Succeeded: l.g.rootDone, Cancelled: l.g.rootCancelled,
 	}
 }
