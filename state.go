@@ -3,6 +3,7 @@ package gaffer
 import (
 	"container/heap"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -607,7 +608,9 @@ func (g *graph) cancelTotally(j *ljob) {
 // only after its successors and services have.
 func (g *graph) restartCheckpoint(j *ljob) {
 	var firstErr string
+	removed := map[JobID]bool{}
 	g.walkSubtree(j, func(s *ljob) {
+		removed[s.id] = true
 		if firstErr == "" && s.extra().lastError != "" && s.state == jobstore.StateFailed {
 			firstErr = s.display() + ": " + s.extra().lastError
 		}
@@ -616,6 +619,9 @@ func (g *graph) restartCheckpoint(j *ljob) {
 		}
 		g.remove(s)
 	})
+	// The failures are gone with the subtree: a leader resumed from the
+	// store would not know them either.
+	g.failedOwn = slices.DeleteFunc(g.failedOwn, func(id JobID) bool { return removed[id] })
 	j.succ = nil
 	j.state = jobstore.StatePending
 	j.failedSucc, j.pending = false, 0

@@ -189,7 +189,9 @@ func (g *graph) serviceFailed(s *ljob, msg string) {
 		c.succ.ending = true
 	}
 	g.stopServices(c)
-	if c.succ.svcLive == 0 && c.succ.ending {
+	// Dropping a service that was never issued may have settled the
+	// client already (and a checkpoint's restart clears c.succ).
+	if c.succ != nil && c.succ.svcLive == 0 && c.succ.ending {
 		c.succ.ending = false
 		g.settle(c)
 	}
