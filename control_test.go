@@ -2,7 +2,6 @@ package gaffer_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gafferhq/gaffer"
-	"github.com/gafferhq/gaffer/jobstore"
 	"github.com/gafferhq/gaffer/services"
 )
 
@@ -250,8 +248,6 @@ func TestResumeRestartsServices(t *testing.T) {
 	}
 	require.Equal(t, 2, starts, "started again by the new leader: %v", s)
 	require.Equal(t, "stop:db", s[len(s)-1], "stopped at the end: %v", s)
-	_ = jobstore.StatusCancelled
-	_ = errors.New
 }
 
 // contains reports whether x occurs at least n times in s.
