@@ -75,12 +75,14 @@ func putRequest(workDir, name string) error {
 
 // control takes cancel requests: those made in this process at every
 // turn, those in the control folder every ControlInterval (one ReadDir of
-// a folder that is almost always empty).
+// a folder that is almost always empty). A request file is removed once
+// what it asked for is committed.
 func (l *Leader) control(ctx context.Context) error {
 	l.reqMu.Lock()
 	ids, all := l.reqCancel, l.reqCancelWF
 	l.reqCancel, l.reqCancelWF = nil, false
 	l.reqMu.Unlock()
+	var files []string
 	if now := time.Now(); now.Sub(l.lastControl) >= l.cfg.ControlInterval {
 		l.lastControl = now
 		dir := controlDir(l.cfg.WorkDir)
@@ -103,18 +105,16 @@ func (l *Leader) control(ctx context.Context) error {
 			default:
 				continue
 			}
-			l.doneControl = append(l.doneControl, filepath.Join(dir, name))
+			files = append(files, filepath.Join(dir, name))
 		}
 	}
-	if len(ids) == 0 && !all && len(l.doneControl) == 0 {
+	if len(ids) == 0 && !all && len(files) == 0 {
 		return nil
 	}
-	return l.commit(ctx, func(jobstore.Tx) error {
-		if all {
-			l.log.Info("workflow cancelled by request")
-			l.g.cancelWorkflow()
-			return nil
-		}
+	if all {
+		l.log.Info("workflow cancelled by request")
+		l.g.cancelWorkflow()
+	} else {
 		for _, id := range ids {
 			if l.g.cancel(id) {
 				l.log.Info("job cancelled by request", "job_id", id.String())
@@ -122,18 +122,71 @@ func (l *Leader) control(ctx context.Context) error {
 				l.log.Info("cancel request for a job not running or waiting; ignored", "job_id", id.String())
 			}
 		}
-		return nil
-	})
+	}
+	if err := l.apply(ctx); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn("removing a control request", "file", f, "err", err)
+		}
+	}
+	return nil
 }
 
 // cancelWorkflow ends the whole workflow as cancelled: every issued job
 // is to be killed. Job records are left as they are; the workflow's
 // status says it all.
 func (g *graph) cancelWorkflow() {
-	g.rootCancelled = true
-	for _, j := range g.jobs {
-		if j.where == isIssued {
-			g.toKill = append(g.toKill, j)
+	g.end(jobstore.StatusCancelled)
+	for _, j := range g.issued {
+		g.killAttempt(j)
+	}
+}
+
+// cancel cancels job id with its whole subtree, at once: issued jobs of
+// it are to be killed, and every job of it is recorded as cancelled.
+// Predecessors that reached it settle it as cancelled; they end
+// cancelled once their other successors have settled, and so on up to
+// the root. Cancelling a service cancels its client. It reports whether
+// there was anything to cancel.
+func (g *graph) cancel(id JobID) bool {
+	j := g.jobs[id]
+	if sv := j.svc(); sv != nil {
+		j = g.jobs[sv.client]
+	}
+	if j == nil || !j.live() {
+		return false
+	}
+	g.cancelled = append(g.cancelled, j.id)
+	var sub []*ljob
+	g.walkSubtree(j, func(s *ljob) {
+		if s.live() {
+			sub = append(sub, s)
+		}
+	})
+	sub = append(sub, j)
+	for _, s := range sub {
+		g.killAttempt(s)
+		g.releaseSlot(s)
+		g.setState(s, jobstore.StateCancelled)
+	}
+	// Jobs outside the subtree that reached a job of it (the root's
+	// predecessors, and those of joins) settle it as cancelled.
+	for _, s := range sub {
+		for _, qid := range s.preds {
+			q := g.jobs[qid]
+			if q != nil && q.state != jobstore.StateCancelled && q.hasReached(s.id) {
+				q.cancelledSucc = true
+				q.pending--
+				if q.pending == 0 {
+					g.phaseDone(q)
+				}
+			}
 		}
 	}
+	if j.id == g.root {
+		g.end(jobstore.StatusCancelled)
+	}
+	return true
 }

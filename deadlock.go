@@ -71,15 +71,11 @@ func (l *Leader) checkDeadlock(ctx context.Context) error {
 	if len(running) == 0 {
 		return nil
 	}
-	svcs := make([]*ljob, 0, len(running))
-	for id := range running {
-		j := l.issued[id]
-		if j == nil || j.svc() == nil || j.svc().phase != svcRunning {
-			return nil
-		}
-		svcs = append(svcs, j)
+	svcs := l.g.onlyServicesRun(running)
+	if svcs == nil {
+		return nil
 	}
-	if l.cfg.Provisioner != nil && len(l.issued) > len(running) {
+	if l.cfg.Provisioner != nil && len(l.g.issued) > len(running) {
 		// Issued jobs are queued; if the cluster is growing, they are
 		// waiting for the new nodes, not for the services.
 		nodes, err := l.cfg.Provisioner.Nodes(ctx)
@@ -129,7 +125,7 @@ func (l *Leader) deadlockError(svcs []*ljob, running map[batchsystem.ID]time.Dur
 			}
 		}
 	}
-	for _, j := range l.issued {
+	for _, j := range l.g.issued {
 		if _, run := running[j.bsID]; !run {
 			add(j)
 		}

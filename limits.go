@@ -96,33 +96,13 @@ func (c *catLimits) why(j *ljob) string {
 	return fmt.Sprintf("limit reached: category %q has %d of %d issued (Config.CategoryLimits)", name, c.issued[name], c.limit[name])
 }
 
-// ljobQueue is a FIFO of jobs whose entries may go stale (a job cancelled,
-// skipped or removed while it waited): pop skips them. It is the ready
-// queue, the service limits' queues and the categories' queues.
-type ljobQueue struct {
-	items []*ljob
-	head  int
-}
-
-func (q *ljobQueue) push(j *ljob) { q.items = append(q.items, j) }
-
-func (q *ljobQueue) len() int { return len(q.items) - q.head }
-
-// pop returns the first job for which live is true, dropping the stale
-// entries before it, or nil.
-func (q *ljobQueue) pop(live func(*ljob) bool) *ljob {
-	for q.head < len(q.items) {
-		j := q.items[q.head]
-		q.items[q.head] = nil
-		q.head++
-		if q.head > 1024 && q.head*2 > len(q.items) {
-			// Reuse the front of the array rather than grow it forever.
-			q.items = append(q.items[:0], q.items[q.head:]...)
-			q.head = 0
-		}
-		if live(j) {
-			return j
+// unreserve gives back j's places in its categories and lets the jobs
+// waiting for them go.
+func (g *graph) unreserve(j *ljob) {
+	for _, w := range g.cats.release(j) {
+		if w.where == inLimit && w.state == jobstore.StatePending {
+			w.where = nowhere
+			g.makeReady(w)
 		}
 	}
-	return nil
 }

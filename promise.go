@@ -386,3 +386,30 @@ func pathString(p []any) string {
 	}
 	return string(b)
 }
+
+// resolve replaces every promise in b by the value it promises.
+func resolve(tx jobstore.ReadTx, b []byte, depth int) ([]byte, error) {
+	return mapPlaceholders(b, func(ph placeholder) ([]byte, error) {
+		if depth > 64 {
+			return nil, fmt.Errorf("%w: promise chain deeper than 64 (a job forwards to itself?)", ErrUnfulfilledPromise)
+		}
+		if ph.Job <= 0 {
+			return nil, fmt.Errorf("%w: promise of unsaved job #%d", ErrUnfulfilledPromise, -ph.Job)
+		}
+		v, err := tx.Result(JobID(ph.Job))
+		if errors.Is(err, jobstore.ErrNotFound) {
+			return nil, fmt.Errorf("%w: job %s has not finished; make the job that reads its result run after it (a child or follow-on)", ErrUnfulfilledPromise, JobID(ph.Job))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v, err = navigate(v, ph.Path); err != nil {
+			return nil, fmt.Errorf("%w: result of job %s at %s: %w", ErrUnfulfilledPromise, JobID(ph.Job), pathString(ph.Path), err)
+		}
+		if hasPromises(v) {
+			return resolve(tx, v, depth+1)
+		}
+		return v, nil
+	})
+}
+

@@ -2,7 +2,6 @@ package gaffer
 
 import (
 	"container/heap"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -11,219 +10,44 @@ import (
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
-// ljob is the leader's copy of a live job: what it needs of the stored
-// record, plus counters it derives from the records around it and never
-// stores. A million of them may be live at once, so fields that most jobs
-// never set live behind x, and requirements are shared between jobs.
-type ljob struct {
-	id    JobID
-	kind  string
-	preds []JobID
-	succ  *successors // nil for a job with no successors, as most are
-	req   *Requirements
-	x     *jobExtra // nil while every field of it is zero
-	bsID  batchsystem.ID
-	seq   uint64 // issue number, unique for this leader
-
-	tries   int32 // failed attempts charged
-	retries int32 // -1: the leader's default
-	reached int32 // predecessor edges that have reached this job
-	pending int32 // successors of the current phase not yet settled
-	heapIdx int32
-
-	state         jobstore.State
-	where         where
-	inputPromises bool
-	checkpoint    bool
-	failedSucc    bool // a successor failed totally
-	cancelledSucc bool // a successor was cancelled
-}
-
-// successors are a job's children, follow-ons and services, with the
-// counts a client keeps of its services.
-type successors struct {
-	children, followOns, services jobstore.IDList
-
-	svcStarting int32 // services not yet started
-	svcLive     int32 // service records not yet ended
-	ending      bool  // the successors settled; waiting for the services to end
-}
-
-func (j *ljob) services() jobstore.IDList {
-	if j.succ == nil {
-		return nil
-	}
-	return j.succ.services
-}
-
-func (j *ljob) addService(id JobID) {
-	if j.succ == nil {
-		j.succ = &successors{}
-	}
-	j.succ.services = j.succ.services.Append(id)
-}
-
-// children and followOns read a job's successors; addChild and
-// addFollowOn append to them.
-func (j *ljob) children() jobstore.IDList {
-	if j.succ == nil {
-		return nil
-	}
-	return j.succ.children
-}
-
-func (j *ljob) followOns() jobstore.IDList {
-	if j.succ == nil {
-		return nil
-	}
-	return j.succ.followOns
-}
-
-func (j *ljob) addChild(id JobID) {
-	if j.succ == nil {
-		j.succ = &successors{}
-	}
-	j.succ.children = j.succ.children.Append(id)
-}
-
-func (j *ljob) addFollowOn(id JobID) {
-	if j.succ == nil {
-		j.succ = &successors{}
-	}
-	j.succ.followOns = j.succ.followOns.Append(id)
-}
-
-// jobExtra holds what few jobs have: a name, a failure, a backoff.
-type jobExtra struct {
-	name, lastError, logTail, backing string
-	cause                             JobID
-	backoff                           time.Duration
-	notBefore                         int64
-	// issueEpoch is the epoch of the leader that issued an adopted job,
-	// whose result file carries that epoch; 0 means this leader's.
-	issueEpoch uint64
-	svc        *svcInfo // set on services
-	// categories names the concurrency limits the job counts against,
-	// joined by NULs (a string keeps jobExtra comparable and is shared).
-	categories string
-}
-
-func (j *ljob) categories() []string {
-	if j.x == nil || j.x.categories == "" {
-		return nil
-	}
-	return strings.Split(j.x.categories, "\x00")
-}
-
-// svcInfo is what the leader knows of a service job.
-type svcInfo struct {
-	client, parent JobID
-	phase          svcPhase
-	slot           bool // holds a place under the service limit
-}
-
-type svcPhase uint8
-
-const (
-	svcWaiting  svcPhase = iota // for its parent service to start
-	svcQueued                   // for room under the service limit
-	svcStarting                 // ready, in backoff or issued; not yet started
-	svcRunning                  // started; its value is stored
-	svcStopping                 // asked to stop
-)
-
-var svcPhaseNames = [...]string{"waiting for its parent service", "queued: service limit reached", "starting", "running", "stopping"}
-
-func (j *ljob) svc() *svcInfo {
-	if j.x == nil {
-		return nil
-	}
-	return j.x.svc
-}
-
-var noExtra jobExtra
-
-func (j *ljob) ext() *jobExtra {
-	if j.x == nil {
-		j.x = &jobExtra{}
-	}
-	return j.x
-}
-
-func (j *ljob) extra() *jobExtra {
-	if j.x == nil {
-		return &noExtra
-	}
-	return j.x
-}
-
-func (j *ljob) display() string {
-	n := j.extra().name
-	if n == "" {
-		n = j.kind
-	}
-	return fmt.Sprintf("%s (%s)", n, j.id)
-}
-
-// record fills r with the job as the store keeps it. The leader reuses
-// one record for every write of a transaction.
-func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
-	x := j.extra()
-	*r = jobstore.Job{
-		ID: j.id, Kind: j.kind, Name: x.name, State: j.state,
-		Preds: j.preds, Children: j.children(), FollowOns: j.followOns(),
-		Requirements: *j.req, Checkpoint: j.checkpoint,
-		Tries: int(j.tries), Retries: int(j.retries), Backoff: x.backoff, NotBefore: x.notBefore,
-		InputPromises: j.inputPromises, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
-		Backing: x.backing, Services: j.services(), Categories: j.categories(),
-	}
-	if x.svc != nil {
-		r.ServiceOf, r.ParentService = x.svc.client, x.svc.parent
-	}
-	return r
-}
-
-// clearFailure forgets the last failure once the job succeeds.
-func (j *ljob) clearFailure() {
-	if j.x != nil {
-		j.x.lastError, j.x.logTail, j.x.notBefore, j.x.backing, j.x.issueEpoch = "", "", 0, "", 0
-		if *j.x == noExtra {
-			j.x = nil
-		}
-	}
-}
-
-type where uint8
-
-const (
-	nowhere   where = iota
-	inReady         // in the ready queue
-	inBackoff       // waiting out a retry backoff
-	isIssued        // handed to the batch system
-	inLimit         // held back by a category's concurrency limit
-)
-
-// graph is the leader's in-memory state of the workflow. Its methods are
-// the scheduling decisions: they change the in-memory state and record
-// what must be written, and do no I/O themselves, so they can be tested
-// without a store or batch system.
+// graph is the leader's in-memory state of the workflow, and its methods
+// are the scheduling decisions: every transition of a job (ingested,
+// issued, ended with an outcome, cancelled, a service started or
+// stopped, rescued) is a method here. A transition changes the graph's
+// memory and writes down in g.plan what must happen outside it; it does
+// no I/O, so the tests drive the very methods the leader drives, with no
+// store or batch system (docs/architecture.md).
 type graph struct {
-	jobs  map[JobID]*ljob
-	root  JobID
-	kinds map[string]string        // interned job type names
-	reqs  map[reqKey]*Requirements // shared requirements
+	jobs    map[JobID]*ljob
+	root    JobID
+	epoch   uint64                   // of this leader; it names the files of its attempts
+	nextID  JobID                    // the store's next free job ID
+	nextSeq uint64                   // issue numbers
+	kinds   map[string]string        // interned job type names
+	reqs    map[reqKey]*Requirements // shared requirements
 
 	ready   ljobQueue
 	backoff backoffHeap
+	cats    *catLimits
 
-	// Writes for the open transaction.
-	dirty   map[JobID]*ljob
-	deleted []JobID
+	// issued is the one index of issued attempts, by batch system ID.
+	// track and untrack are the only writers, of it and of the job's
+	// where, bsID and seq.
+	issued     map[batchsystem.ID]*ljob
+	issuedSvcs int                    // services among issued
+	missing    map[batchsystem.ID]int // rescue checks each issued job was missing for
 
-	rootDone, rootFailed, rootCancelled bool
-	failedOwn                           []JobID // jobs that failed by their own error
-	cancelled                           []JobID // jobs a user cancelled
-	skipped                             int
+	plan *plan
+
+	// outcome is the workflow's: StatusRunning until the root's subtree
+	// settles.
+	outcome   jobstore.Status
+	failedOwn []JobID // jobs that failed by their own error
+	cancelled []JobID // jobs a user cancelled
+	// Counters of job states, changed only by count (through add,
+	// setState and remove).
+	skipped  int // jobs skipped
+	services int // service jobs pending (not ended, failed or cancelled)
 
 	// Services: the queues of those waiting for room under the limits
 	// (ordinary, preemptible), how many hold a place, and the limits
@@ -231,10 +55,7 @@ type graph struct {
 	svcQueue  [2]ljobQueue
 	svcSlots  [2]int
 	svcMax    [2]int
-	toStop    []*ljob // services to ask to stop; the leader does it
-	toKill    []*ljob // issued jobs to kill (cancelled); the leader does it
-	services  int     // service jobs pending (not ended, failed or cancelled)
-	restarted int     // checkpoint restarts
+	restarted int // checkpoint restarts
 
 	retryCount int
 	backoff0   time.Duration
@@ -245,8 +66,20 @@ type graph struct {
 
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
-		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, reqs: map[reqKey]*Requirements{}, dirty: map[JobID]*ljob{},
+		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, reqs: map[reqKey]*Requirements{},
+		issued: map[batchsystem.ID]*ljob{}, missing: map[batchsystem.ID]int{}, plan: newPlan(),
+		outcome: jobstore.StatusRunning, nextID: 1,
 		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
+	}
+}
+
+// finished reports whether the workflow has ended, one way or another.
+func (g *graph) finished() bool { return g.outcome != jobstore.StatusRunning }
+
+// end records the workflow's outcome, once.
+func (g *graph) end(s jobstore.Status) {
+	if !g.finished() {
+		g.outcome, g.plan.ended = s, true
 	}
 }
 
@@ -284,9 +117,11 @@ func shareReq(m map[reqKey]*Requirements, r Requirements) *Requirements {
 
 func (g *graph) shareReq(r Requirements) *Requirements { return shareReq(g.reqs, r) }
 
-// fromRecord makes the leader's copy of a stored job.
-func (g *graph) fromRecord(r *jobstore.Job) *ljob {
-	j := &ljob{
+// fromRecord makes the leader's copy of a stored job. It reports whether
+// the record's backing ID was readable (an unreadable one is dropped: the
+// job is issued again).
+func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
+	j = &ljob{
 		id: r.ID, kind: g.intern(r.Kind), preds: r.Preds,
 		req: g.shareReq(r.Requirements), tries: int32(r.Tries), retries: int32(r.Retries),
 		state: r.State, inputPromises: r.InputPromises, checkpoint: r.Checkpoint,
@@ -294,13 +129,11 @@ func (g *graph) fromRecord(r *jobstore.Job) *ljob {
 	if len(r.Children) > 0 || len(r.FollowOns) > 0 || len(r.Services) > 0 {
 		j.succ = &successors{children: r.Children, followOns: r.FollowOns, services: r.Services}
 	}
-	x := jobExtra{name: r.Name, lastError: r.LastError, logTail: r.LogTail, backing: r.Backing,
+	backing, backingOK := parseBackingRef(r.Backing)
+	x := jobExtra{name: r.Name, lastError: r.LastError, logTail: r.LogTail, backing: backing,
 		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore}
 	if r.ServiceOf != 0 {
 		x.svc = &svcInfo{client: r.ServiceOf, parent: r.ParentService}
-		if r.State == jobstore.StatePending {
-			g.services++
-		}
 	}
 	if len(r.Categories) > 0 {
 		x.categories = g.intern(strings.Join(r.Categories, "\x00"))
@@ -308,10 +141,49 @@ func (g *graph) fromRecord(r *jobstore.Job) *ljob {
 	if x != noExtra {
 		j.x = &x
 	}
-	return j
+	return j, backingOK
 }
 
-func (g *graph) touch(j *ljob) { g.dirty[j.id] = j }
+// add makes j live in the graph.
+func (g *graph) add(j *ljob) {
+	g.jobs[j.id] = j
+	g.count(j, 1)
+	if j.state == jobstore.StateFailed && j.extra().lastError != "" {
+		g.failedOwn = append(g.failedOwn, j.id)
+	}
+}
+
+// count adds d to the counters j's state belongs to.
+func (g *graph) count(j *ljob, d int) {
+	switch {
+	case j.state == jobstore.StatePending && j.svc() != nil:
+		g.services += d
+	case j.state == jobstore.StateSkipped:
+		g.skipped += d
+	}
+}
+
+// setState moves j to state s and marks its record for writing.
+func (g *graph) setState(j *ljob, s jobstore.State) {
+	g.count(j, -1)
+	j.state = s
+	g.count(j, 1)
+	g.touch(j)
+}
+
+func (g *graph) touch(j *ljob) { g.plan.dirty[j.id] = j }
+
+// remove forgets a job: it is deleted from the store at the commit, and
+// any queue entry of it goes stale.
+func (g *graph) remove(j *ljob) {
+	g.count(j, -1)
+	if j.state == jobstore.StatePending {
+		j.state = jobstore.StateDone // stale in the ready queue and backoff heap
+	}
+	delete(g.jobs, j.id)
+	delete(g.plan.dirty, j.id)
+	g.plan.deleted = append(g.plan.deleted, j.id)
+}
 
 // makeReady queues a job whose predecessors have all reached it.
 func (g *graph) makeReady(j *ljob) {
@@ -373,12 +245,10 @@ func (g *graph) bodyDone(j *ljob) {
 func (g *graph) runSuccessors(j *ljob) {
 	switch {
 	case j.children().Len() > 0:
-		j.state = jobstore.StateChildren
-		g.touch(j)
+		g.setState(j, jobstore.StateChildren)
 		g.reach(j, j.children())
 	case j.followOns().Len() > 0:
-		j.state = jobstore.StateFollowOns
-		g.touch(j)
+		g.setState(j, jobstore.StateFollowOns)
 		g.reach(j, j.followOns())
 	default:
 		g.settle(j)
@@ -415,8 +285,7 @@ func (g *graph) reach(p *ljob, phase jobstore.IDList) {
 // phaseDone is called when every successor of p's current phase settled.
 func (g *graph) phaseDone(p *ljob) {
 	if p.state == jobstore.StateChildren && p.followOns().Len() > 0 && !p.failedSucc && !p.cancelledSucc {
-		p.state = jobstore.StateFollowOns
-		g.touch(p)
+		g.setState(p, jobstore.StateFollowOns)
 		g.reach(p, p.followOns())
 		return
 	}
@@ -447,31 +316,14 @@ func (g *graph) settle(p *ljob) {
 // subtreeDone removes a job whose subtree finished and tells its
 // predecessors. The root is kept, marked done.
 func (g *graph) subtreeDone(j *ljob) {
-	j.state = jobstore.StateDone
 	if j.id == g.root {
-		g.touch(j)
-		g.rootDone = true
+		g.setState(j, jobstore.StateDone)
+		g.end(jobstore.StatusSucceeded)
 		return
 	}
 	g.remove(j)
+	j.state = jobstore.StateDone
 	g.settlePreds(j, settledOK)
-}
-
-// remove forgets a job: it is deleted from the store at the commit, and
-// any queue entry of it goes stale.
-func (g *graph) remove(j *ljob) {
-	if j.state == jobstore.StatePending {
-		if j.svc() != nil {
-			g.services--
-		}
-		j.state = jobstore.StateDone // stale in the ready queue and backoff heap
-	}
-	if j.state == jobstore.StateSkipped {
-		g.skipped--
-	}
-	delete(g.jobs, j.id)
-	delete(g.dirty, j.id)
-	g.deleted = append(g.deleted, j.id)
 }
 
 type settledHow uint8
@@ -515,14 +367,14 @@ func (g *graph) triesLeft(j *ljob) bool {
 func (g *graph) attemptFailed(j *ljob, msg, logTail string, permanent bool) {
 	x := j.ext()
 	// The attempt is over: forget where it ran.
-	x.lastError, x.logTail, x.backing, x.issueEpoch = msg, logTail, "", 0
+	x.lastError, x.logTail, x.backing = msg, logTail, backingRef{}
 	g.touch(j)
-	if permanent || !g.triesLeft(j) {
-		j.tries++
+	retry := !permanent && g.triesLeft(j)
+	j.tries++
+	if !retry {
 		g.failTotally(j, msg)
 		return
 	}
-	j.tries++
 	g.chargeBackoff(j)
 	g.makeReady(j)
 }
@@ -558,15 +410,14 @@ func (g *graph) failTotally(j *ljob, msg string) {
 		return
 	}
 	was := j.state
-	j.state = jobstore.StateFailed
+	g.setState(j, jobstore.StateFailed)
 	if msg != "" {
 		j.ext().lastError = msg
 		g.failedOwn = append(g.failedOwn, j.id)
 	}
-	g.touch(j)
 	g.skipUnreached(j, was)
 	if j.id == g.root {
-		g.rootFailed = true
+		g.end(jobstore.StatusFailed)
 		return
 	}
 	g.settlePreds(j, settledFailed)
@@ -592,11 +443,10 @@ func (g *graph) skipUnreached(j *ljob, was jobstore.State) {
 // failTotally.
 func (g *graph) cancelTotally(j *ljob) {
 	was := j.state
-	j.state = jobstore.StateCancelled
-	g.touch(j)
+	g.setState(j, jobstore.StateCancelled)
 	g.skipUnreached(j, was)
 	if j.id == g.root {
-		g.rootCancelled = true
+		g.end(jobstore.StatusCancelled)
 		return
 	}
 	g.settlePreds(j, settledCancelled)
@@ -615,7 +465,7 @@ func (g *graph) restartCheckpoint(j *ljob) {
 			firstErr = s.display() + ": " + s.extra().lastError
 		}
 		if s.where == isIssued {
-			g.toKill = append(g.toKill, s) // cannot happen, but leave nothing running
+			g.killAttempt(s) // cannot happen, but leave nothing running
 		}
 		g.remove(s)
 	})
@@ -623,7 +473,7 @@ func (g *graph) restartCheckpoint(j *ljob) {
 	// store would not know them either.
 	g.failedOwn = slices.DeleteFunc(g.failedOwn, func(id JobID) bool { return removed[id] })
 	j.succ = nil
-	j.state = jobstore.StatePending
+	g.setState(j, jobstore.StatePending)
 	j.failedSucc, j.pending = false, 0
 	j.tries++
 	g.restarted++
@@ -632,7 +482,6 @@ func (g *graph) restartCheckpoint(j *ljob) {
 	if firstErr != "" {
 		x.lastError += " (" + firstErr + ")"
 	}
-	g.touch(j)
 	g.chargeBackoff(j)
 	g.makeReady(j)
 }
@@ -669,9 +518,8 @@ func (g *graph) skip(id, cause JobID) {
 	if s == nil || s.state != jobstore.StatePending || s.where == isIssued {
 		return
 	}
-	s.state, s.ext().cause = jobstore.StateSkipped, cause
-	g.skipped++
-	g.touch(s)
+	g.setState(s, jobstore.StateSkipped)
+	s.ext().cause = cause
 	for _, qid := range s.preds {
 		q := g.jobs[qid]
 		if q != nil && q.hasReached(id) {
@@ -688,88 +536,6 @@ func (g *graph) skip(id, cause JobID) {
 	for f := range s.followOns().All() {
 		g.skip(f, cause)
 	}
-}
-
-// cancel cancels job id with its whole subtree, at once: issued jobs of
-// it are to be killed (toKill), and every job of it is recorded as
-// cancelled. Predecessors that reached it settle it as cancelled; they
-// end cancelled once their other successors have settled, and so on up
-// to the root. Cancelling a service cancels its client. It reports
-// whether there was anything to cancel.
-func (g *graph) cancel(id JobID) bool {
-	j := g.jobs[id]
-	if sv := j.svcOf(); sv != nil {
-		j = g.jobs[sv.client]
-	}
-	if j == nil || !j.live() {
-		return false
-	}
-	g.cancelled = append(g.cancelled, j.id)
-	var sub []*ljob
-	g.walkSubtree(j, func(s *ljob) {
-		if s.live() {
-			sub = append(sub, s)
-		}
-	})
-	sub = append(sub, j)
-	for _, s := range sub {
-		if s.where == isIssued {
-			g.toKill = append(g.toKill, s)
-		}
-		if sv := s.svc(); sv != nil {
-			g.releaseSlot(s)
-			if s.state == jobstore.StatePending {
-				g.services--
-			}
-		}
-		s.state = jobstore.StateCancelled
-		g.touch(s)
-	}
-	// Jobs outside the subtree that reached a job of it (the root's
-	// predecessors, and those of joins) settle it as cancelled.
-	for _, s := range sub {
-		for _, qid := range s.preds {
-			q := g.jobs[qid]
-			if q != nil && q.state != jobstore.StateCancelled && q.hasReached(s.id) {
-				q.cancelledSucc = true
-				q.pending--
-				if q.pending == 0 {
-					g.phaseDone(q)
-				}
-			}
-		}
-	}
-	if j.id == g.root {
-		g.rootCancelled = true
-	}
-	return true
-}
-
-func (j *ljob) svcOf() *svcInfo {
-	if j == nil {
-		return nil
-	}
-	return j.svc()
-}
-
-// live reports whether j has not ended: pending, or waiting for its
-// successors or services.
-func (j *ljob) live() bool {
-	switch j.state {
-	case jobstore.StatePending, jobstore.StateServices, jobstore.StateChildren, jobstore.StateFollowOns:
-		return true
-	}
-	return false
-}
-
-func (j *ljob) hasReached(s JobID) bool {
-	switch j.state {
-	case jobstore.StateChildren:
-		return j.children().Contains(s)
-	case jobstore.StateFollowOns:
-		return j.followOns().Contains(s)
-	}
-	return false
 }
 
 // derive rebuilds the counters the store does not keep, after loading
@@ -813,107 +579,59 @@ func (g *graph) derive() (settled []*ljob) {
 			if j.pending == 0 {
 				settled = append(settled, j)
 			}
-		case jobstore.StateSkipped:
-			g.skipped++
-		case jobstore.StateFailed:
-			if j.extra().lastError != "" {
-				g.failedOwn = append(g.failedOwn, j.id)
-			}
 		}
 	}
 	if r := g.jobs[g.root]; r != nil {
-		g.rootDone = r.state == jobstore.StateDone
-		g.rootFailed = r.state == jobstore.StateFailed
-		g.rootCancelled = r.state == jobstore.StateCancelled
+		switch r.state {
+		case jobstore.StateDone:
+			g.outcome = jobstore.StatusSucceeded
+		case jobstore.StateFailed:
+			g.outcome = jobstore.StatusFailed
+		case jobstore.StateCancelled:
+			g.outcome = jobstore.StatusCancelled
+		}
 	}
 	return settled
 }
 
-// why explains, for a person, where a job stands.
-func (g *graph) why(id JobID) string {
-	j := g.jobs[id]
-	if j == nil {
-		return "done (or never existed)"
-	}
-	if sv := j.svc(); sv != nil && j.state == jobstore.StatePending {
-		client := sv.client.String()
-		if c := g.jobs[sv.client]; c != nil {
-			client = c.display()
-		}
-		switch {
-		case sv.phase == svcWaiting && sv.parent != 0:
-			return fmt.Sprintf("service of %s, waiting for its parent service %s to start", client, sv.parent)
-		case sv.phase == svcWaiting:
-			return fmt.Sprintf("service of %s, waiting for its client's body to finish", client)
-		case sv.phase == svcQueued:
-			return fmt.Sprintf("service of %s, queued: the service limit (%d) is reached (Config.MaxServices or MaxPreemptibleServices)", client, g.svcMax[svcClass(j)])
-		case sv.phase == svcStarting && j.where == isIssued:
-			return fmt.Sprintf("service of %s, issued; not yet started", client)
-		case sv.phase == svcRunning:
-			return fmt.Sprintf("service of %s, running", client)
-		case sv.phase == svcStopping:
-			return fmt.Sprintf("service of %s, asked to stop", client)
-		}
-	}
-	switch j.state {
-	case jobstore.StateServices:
-		if j.succ != nil && j.succ.ending {
-			return fmt.Sprintf("ending: waiting for %d service(s) to stop", j.succ.svcLive)
-		}
-		return fmt.Sprintf("body done; waiting for %d of its services to start", j.succ.svcStarting)
-	case jobstore.StateChildren:
-		if j.succ != nil && j.succ.ending {
-			return fmt.Sprintf("successors done; waiting for %d service(s) to stop", j.succ.svcLive)
-		}
-		return fmt.Sprintf("body done; waiting for %d child subtree(s)", j.pending)
-	case jobstore.StateFollowOns:
-		return fmt.Sprintf("children done; waiting for %d follow-on subtree(s)", j.pending)
-	case jobstore.StateDone:
-		return "done"
-	case jobstore.StateFailed:
-		if j.extra().lastError == "" {
-			return "failed: a successor failed"
-		}
-		return "failed: " + j.extra().lastError
-	case jobstore.StateSkipped:
-		return fmt.Sprintf("will not run: predecessor %s failed", j.extra().cause)
-	case jobstore.StateCancelled:
-		return "cancelled"
-	}
-	switch j.where {
-	case inReady:
-		return "ready; waiting for room in the batch system (Config.MaxIssued)"
-	case inBackoff:
-		return fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
-	case isIssued:
-		return "issued to the batch system"
-	}
-	var waiting []string
-	for _, p := range j.preds {
-		if pj := g.jobs[p]; pj != nil && !pj.hasReached(id) {
-			if pj.state == jobstore.StateServices {
-				waiting = append(waiting, pj.display()+" (its services have not all started)")
-			} else {
-				waiting = append(waiting, pj.display())
-			}
-		}
-	}
-	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+// reload rebuilds, once every live job of a stored workflow is loaded,
+// what the store does not keep (derive). Services do not outlive their
+// leader, so first the clients of services that were live go back to
+// starting them (restart), or, if a service of theirs failed, drop the
+// others (failed: those whose successors never ran). settled are jobs
+// whose phase had settled (a crash cannot leave any, but the repair is
+// cheap). The leader passes all three to resumed.
+func (g *graph) reload() (settled, restart, failed []*ljob) {
+	restart, failed = g.resumeServices()
+	return g.derive(), restart, failed
 }
 
-type backoffHeap []*ljob
-
-func (h backoffHeap) Len() int           { return len(h) }
-func (h backoffHeap) Less(i, k int) bool { return h[i].extra().notBefore < h[k].extra().notBefore }
-func (h backoffHeap) Swap(i, k int) {
-	h[i], h[k] = h[k], h[i]
-	h[i].heapIdx, h[k].heapIdx = int32(i), int32(k)
+// resumed finishes what reload found, for a workflow whose stored status
+// is status. A whole-workflow cancel leaves the jobs' records as they
+// were: the status is what says the workflow ended.
+func (g *graph) resumed(settled, restart, failed []*ljob, status jobstore.Status) {
+	for _, j := range settled {
+		g.phaseDone(j)
+	}
+	for _, c := range failed {
+		g.settle(c)
+	}
+	for _, c := range restart {
+		if c.state == jobstore.StateServices {
+			g.startServices(c)
+		}
+	}
+	switch status {
+	case jobstore.StatusSucceeded, jobstore.StatusFailed, jobstore.StatusCancelled:
+		g.outcome = status
+	}
 }
-func (h *backoffHeap) Push(x any) { j := x.(*ljob); j.heapIdx = int32(len(*h)); *h = append(*h, j) }
-func (h *backoffHeap) Pop() any {
-	old := *h
-	j := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return j
+
+// issuedIDs lists the batch system IDs of the issued attempts.
+func (g *graph) issuedIDs() []batchsystem.ID {
+	ids := make([]batchsystem.ID, 0, len(g.issued))
+	for id := range g.issued {
+		ids = append(ids, id)
+	}
+	return ids
 }

@@ -1,7 +1,9 @@
 package gaffer
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -9,16 +11,93 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
-// sched drives a graph the way the leader does, without a store or a
-// batch system, on a clock the test moves.
+// sched drives a graph through the transitions the leader calls, on a
+// clock the test moves, and applies each plan to memStore as the leader
+// applies it to the store and the batch system. No test sets a job's
+// place in the leader itself.
 type sched struct {
 	t      *testing.T
 	g      *graph
 	clock  time.Time
 	strict bool // check that succeed and fail are given issued jobs
+	st     *memStore
+	bs     batchsystem.ID
+	// Jobs added under a parent, to be ingested with its next success
+	// or at the next step.
+	adds map[JobID]*added
+	// resume finishes a load (resumeLoad).
+	resume func()
+}
+
+// memStore is the pure tests' applier: the records, results and effects
+// of every plan applied.
+type memStore struct {
+	records map[JobID]jobstore.Job
+	results map[JobID][]byte
+	next    JobID
+	deleted []JobID         // every record deleted, in order
+	written map[JobID]bool  // every record written
+	kills   []JobID         // attempts killed, until taken
+	stops   []JobID         // services asked to stop, until taken
+	ended   jobstore.Status // the workflow's end as recorded
+}
+
+func newMemStore() *memStore {
+	return &memStore{records: map[JobID]jobstore.Job{}, results: map[JobID][]byte{}, next: 1, written: map[JobID]bool{}}
+}
+
+// copyRecord is j's record with nothing shared with memory.
+func copyRecord(j *ljob) jobstore.Job {
+	var r jobstore.Job
+	j.record(&r)
+	r.Preds = slices.Clone(r.Preds)
+	r.Children, r.FollowOns, r.Services = slices.Clone(r.Children), slices.Clone(r.FollowOns), slices.Clone(r.Services)
+	r.Categories = slices.Clone(r.Categories)
+	return r
+}
+
+// apply takes the graph's plan and applies it in Leader.apply's order.
+func (s *sched) apply() {
+	s.t.Helper()
+	p, st := s.g.take(), s.st
+	for _, a := range p.kill {
+		st.kills = append(st.kills, a.job)
+	}
+	if p.alloc.n > 0 {
+		require.GreaterOrEqual(s.t, p.alloc.first, st.next, "IDs are never reused")
+		st.next = p.alloc.first + JobID(p.alloc.n)
+	}
+	for _, c := range p.created {
+		for i := range c.jobs {
+			j := &c.jobs[i]
+			require.NotContains(s.t, st.records, j.id, "a new job's ID is new")
+			st.records[j.id], st.written[j.id] = copyRecord(j), true
+		}
+	}
+	for _, r := range p.results {
+		st.results[r.id] = slices.Clone(r.value)
+	}
+	for _, id := range p.deleted {
+		delete(st.records, id)
+		st.deleted = append(st.deleted, id)
+	}
+	for id, j := range p.dirty {
+		require.Contains(s.t, st.records, id, "a rewritten record exists")
+		st.records[id], st.written[id] = copyRecord(j), true
+	}
+	if p.ended {
+		st.ended = s.g.outcome
+	}
+	for _, a := range p.stop {
+		if s.g.isIssued(a) {
+			st.stops = append(st.stops, a.job)
+		}
+	}
+	require.Empty(s.t, s.g.plan.kill, "stops need no kill")
 }
 
 type jobEdges struct {
@@ -34,45 +113,152 @@ func defaultGraph(t *testing.T) *graph {
 
 var testEpoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// newSched makes a fresh workflow rooted at job 1 from spec, the way the
-// leader's open does: jobs built as ingest builds them, then derive.
+func testJob(kind string) fragJob {
+	return fragJob{Kind: kind, Input: json.RawMessage("null"), Retries: -1, Req: &Requirements{Cores: 0.1}}
+}
+
+// newSched makes a fresh workflow rooted at job 1 from spec, whose IDs
+// run from 1 without gaps, the way the leader's open does: one fragment
+// ingested, then derive.
 func newSched(t *testing.T, spec map[JobID]jobEdges) *sched {
-	s := &sched{t: t, g: defaultGraph(t), clock: testEpoch, strict: true}
+	s := &sched{t: t, g: defaultGraph(t), clock: testEpoch, strict: true, st: newMemStore(), adds: map[JobID]*added{}}
 	s.g.now = func() time.Time { return s.clock }
-	g := s.g
-	req := g.shareReq(Requirements{Cores: 0.1})
-	get := func(id JobID) *ljob {
-		j := g.jobs[id]
-		if j == nil {
-			j = &ljob{id: id, kind: g.intern("test.kind"), state: jobstore.StatePending, req: req, retries: -1}
-			g.jobs[id] = j
+	s.g.epoch = 1
+	all := map[JobID]bool{}
+	for id, e := range spec {
+		all[id] = true
+		for _, c := range slices.Concat(e.children, e.followOns) {
+			all[c] = true
 		}
-		return j
 	}
-	ids := make([]JobID, 0, len(spec))
-	for id := range spec {
-		ids = append(ids, id)
+	// Jobs 1..n come in the first graph; a job after a gap in the IDs
+	// is added under its only parent at the first step.
+	n := JobID(0)
+	for all[n+1] {
+		n++
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		e := spec[id]
-		p := get(id)
-		if e.retries != 0 {
-			p.retries = e.retries
-		}
+	var later []JobID
+	for id, e := range spec {
+		kept := e.children[:0:0]
 		for _, c := range e.children {
-			p.addChild(c)
-			get(c).preds = append(get(c).preds, id)
+			if c > n {
+				require.Empty(t, spec[c].children, "a job after a gap is a leaf")
+				later = append(later, id, c)
+			} else {
+				kept = append(kept, c)
+			}
 		}
-		for _, f := range e.followOns {
-			p.addFollowOn(f)
-			get(f).preds = append(get(f).preds, id)
+		e.children = kept
+		spec[id] = e
+	}
+	f := &fragment{Jobs: make([]fragJob, n)}
+	for i := range f.Jobs {
+		f.Jobs[i] = testJob("test.kind")
+		f.Jobs[i].Tmp = -int64(i + 1)
+	}
+	tmps := func(ids []JobID) []int64 {
+		var out []int64
+		for _, id := range ids {
+			out = append(out, -int64(id))
+		}
+		return out
+	}
+	for id, e := range spec {
+		fj := &f.Jobs[id-1]
+		if e.retries != 0 {
+			fj.Retries = e.retries
+		}
+		if len(e.children)+len(e.followOns) > 0 {
+			fj.Links = &fragLinks{Children: tmps(e.children), FollowOns: tmps(e.followOns)}
 		}
 	}
-	g.root = 1
-	require.Empty(t, g.derive())
+	require.NoError(t, f.validate(""))
+	ids, _, err := s.g.ingest(f, nil, nil)
+	require.NoError(t, err)
+	s.g.root = ids.get(-1)
+	require.Equal(t, JobID(1), s.g.root)
+	require.Empty(t, s.g.derive())
+	s.apply()
+	for i := 0; i < len(later); i += 2 {
+		s.addChildJob(later[i], later[i+1])
+	}
 	return s
 }
+
+// added are the jobs queued under one parent, with the ID the first
+// one gets.
+type added struct {
+	first JobID
+	f     fragment
+}
+
+// add queues a new job under parent (as a child, or as a service), to be
+// ingested with the parent's next success, or at the next step if the
+// parent is not running. IDs of jobs added under one parent between steps
+// follow one another. It returns the job's temporary number.
+func (s *sched) add(parent, id JobID, fj fragJob, asService bool) {
+	s.t.Helper()
+	require.Nil(s.t, s.g.jobs[id], "job %d is new", id)
+	a := s.adds[parent]
+	if a == nil {
+		a = &added{first: id}
+		s.adds[parent] = a
+	}
+	require.Equal(s.t, a.first+JobID(len(a.f.Jobs)), id, "added IDs follow one another")
+	fj.Tmp = s.tmpOf(a, id)
+	a.f.Jobs = append(a.f.Jobs, fj)
+	if asService {
+		a.f.Services = append(a.f.Services, fj.Tmp)
+	} else {
+		a.f.Children = append(a.f.Children, fj.Tmp)
+	}
+}
+
+func (s *sched) tmpOf(a *added, id JobID) int64 { return -int64(id-a.first) - 1 }
+
+// addChildJob adds a new child id under parent.
+func (s *sched) addChildJob(parent, id JobID) { s.add(parent, id, testJob("test.kind"), false) }
+
+// takeAdds returns the fragment queued under parent, if any, with the
+// graph set to hand out the IDs the test chose (the store's sequence may
+// jump forward; it never goes back).
+func (s *sched) takeAdds(parent JobID) *fragment {
+	a := s.adds[parent]
+	if a == nil {
+		return nil
+	}
+	delete(s.adds, parent)
+	require.GreaterOrEqual(s.t, a.first, s.g.nextID)
+	s.g.nextID = a.first
+	return &a.f
+}
+
+// step starts every harness action: jobs queued under parents that are
+// not running are ingested, as the jobs of a workflow's first graph are.
+func (s *sched) step() {
+	s.t.Helper()
+	for _, parent := range slices.Sorted(maps.Keys(s.adds)) {
+		if p := s.g.jobs[parent]; p != nil && p.where == isIssued {
+			continue // they come with its success
+		}
+		f := s.takeAdds(parent)
+		require.NoError(s.t, f.validate(s.job(parent).display()))
+		_, _, err := s.g.ingest(f, s.job(parent), nil)
+		require.NoError(s.t, err)
+	}
+	s.apply()
+}
+
+// edit changes a job for a test's set-up and writes its record, as if the
+// job had been built that way.
+func (s *sched) edit(id JobID, fn func(*ljob)) {
+	s.step()
+	fn(s.job(id))
+	s.g.touch(s.job(id))
+	s.apply()
+}
+
+func (s *sched) setRetries(id JobID, n int32) { s.edit(id, func(j *ljob) { j.retries = n }) }
 
 func (s *sched) job(id JobID) *ljob {
 	s.t.Helper()
@@ -81,31 +267,55 @@ func (s *sched) job(id JobID) *ljob {
 	return j
 }
 
-// drain issues every ready job and returns their IDs in queue order.
+// drain issues every ready job, as the leader's issueReady does, and
+// returns their IDs in queue order.
 func (s *sched) drain() []JobID {
+	s.step()
 	var out []JobID
-	for j := s.g.popReady(); j != nil; j = s.g.popReady() {
-		j.where = isIssued
-		out = append(out, j.id)
+	for {
+		batch := s.g.pickIssue(s.g.issueRoom(-1, -1))
+		if len(batch) == 0 {
+			break
+		}
+		for _, j := range batch {
+			s.g.newAttempt(j)
+			s.bs++
+			s.g.issuedAs(j, s.bs, "")
+			out = append(out, j.id)
+		}
 	}
+	s.apply()
 	return out
 }
 
-func (s *sched) finish(id JobID) *ljob {
+// end reports the end of job id's attempt, as the batch system and the
+// transport report it to the leader.
+func (s *sched) end(id JobID, e event) {
 	s.t.Helper()
 	j := s.job(id)
 	if s.strict {
 		require.Equal(s.t, isIssued, j.where, "job %d finishes only once issued", id)
 	}
 	require.Equal(s.t, jobstore.StatePending, j.state)
-	j.where = nowhere
-	return j
+	e.j = j
+	e.fin = &batchsystem.FinishedJob{ID: j.bsID, ExitCode: 0, Reason: batchsystem.Finished}
+	if !e.out.OK {
+		e.fin.ExitCode = 1
+	}
+	s.g.attemptEnded(&e)
+	s.apply()
 }
 
-func (s *sched) succeed(id JobID) { s.g.bodyDone(s.finish(id)) }
+// succeed ends job id's attempt with a success, returning the jobs added
+// under it since.
+func (s *sched) succeed(id JobID) {
+	s.step()
+	s.end(id, event{out: &outcome{OK: true, Result: json.RawMessage(`"ok"`), Graph: s.takeAdds(id)}})
+}
 
 func (s *sched) fail(id JobID, msg string, permanent bool) {
-	s.g.attemptFailed(s.finish(id), msg, "tail of "+msg, permanent)
+	s.step()
+	s.end(id, event{out: &outcome{Error: msg, Permanent: permanent, LogTail: "tail of " + msg}})
 }
 
 func (s *sched) advance(d time.Duration) time.Duration {
@@ -119,6 +329,8 @@ func (s *sched) state(id JobID) jobstore.State {
 	}
 	return jobstore.StateDone // deleted: its subtree is done
 }
+
+func (s *sched) outcome() jobstore.Status { return s.g.outcome }
 
 func sortedIDs(ids []JobID) []JobID {
 	out := slices.Clone(ids)
@@ -156,7 +368,7 @@ func TestRetryBackoffSequence(t *testing.T) {
 	j := s.job(1)
 	require.Equal(t, jobstore.StateFailed, j.state)
 	require.Equal(t, int32(4), j.tries)
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, []JobID{1}, s.g.failedOwn)
 	require.Equal(t, "failed: boom 4", s.g.why(1))
 	require.Equal(t, "tail of boom 4", j.extra().logTail)
@@ -183,7 +395,7 @@ func TestDefaultRetryCountAndPermanentFailure(t *testing.T) {
 	require.Equal(t, int32(1), s.job(3).tries)
 	require.Equal(t, 0, s.g.backoff.Len())
 	require.Equal(t, []JobID{2, 3}, s.g.failedOwn)
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, "failed: a successor failed", s.g.why(1))
 }
 
@@ -259,7 +471,7 @@ func TestTotalFailureSkipsAndClimbs(t *testing.T) {
 		2: {children: []JobID{5}, followOns: []JobID{6}},
 		5: {children: []JobID{7}},
 	})
-	s.job(2).retries = 0 // no retries
+	s.setRetries(2, 0) // no retries
 	s.drain()
 	s.succeed(1)
 	require.Equal(t, []JobID{2, 3}, s.drain())
@@ -277,22 +489,22 @@ func TestTotalFailureSkipsAndClimbs(t *testing.T) {
 	require.Equal(t, jobstore.StateChildren, r.state, "the root waits for its other child")
 	require.Equal(t, int32(1), r.pending)
 	require.Equal(t, "body done; waiting for 1 child subtree(s)", s.g.why(1))
-	require.False(t, s.g.rootFailed)
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, jobstore.StatePending, s.state(4), "the follow-on is not skipped yet")
 
 	s.succeed(3)
 	require.Nil(t, s.g.jobs[3], "a done subtree leaves memory")
 	require.Equal(t, "done (or never existed)", s.g.why(3))
 	require.Equal(t, jobstore.StateFailed, s.state(1))
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, "failed: a successor failed", s.g.why(1))
 	require.Equal(t, jobstore.StateSkipped, s.state(4), "the root's follow-on never runs")
 	require.Equal(t, JobID(1), s.job(4).extra().cause)
 	require.Equal(t, 4, s.g.skipped)
 	require.Equal(t, []JobID{2}, s.g.failedOwn, "only the job that failed by its own error is listed")
 	require.Empty(t, s.drain())
-	require.Contains(t, s.g.deleted, JobID(3))
-	require.Contains(t, s.g.dirty, JobID(1), "the failed root is written")
+	require.Contains(t, s.st.deleted, JobID(3))
+	require.Contains(t, s.st.written, JobID(1), "the failed root is written")
 }
 
 // A join already reached by one predecessor is skipped when the other
@@ -300,7 +512,7 @@ func TestTotalFailureSkipsAndClimbs(t *testing.T) {
 func TestSkippedJoinFailsThePredecessorThatReachedIt(t *testing.T) {
 	// 1 ─c→ 2, 3; 2 ─c→ 4; 3 ─c→ 4.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2, 3}}, 2: {children: []JobID{4}}, 3: {children: []JobID{4}}})
-	s.job(2).retries = 0
+	s.setRetries(2, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -314,7 +526,7 @@ func TestSkippedJoinFailsThePredecessorThatReachedIt(t *testing.T) {
 	require.Equal(t, jobstore.StateFailed, s.state(3), "it waited for the join, which will never run")
 	require.Empty(t, s.job(3).extra().lastError)
 	require.Equal(t, jobstore.StateFailed, s.state(1))
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, 1, s.g.skipped)
 	require.Equal(t, []JobID{2}, s.g.failedOwn)
 }
@@ -352,10 +564,10 @@ func TestJoinIsReadyOnlyWhenEveryPredecessorReachedIt(t *testing.T) {
 	s.succeed(5)
 	require.Nil(t, s.g.jobs[2])
 	require.Nil(t, s.g.jobs[3])
-	require.True(t, s.g.rootDone)
+	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, jobstore.StateDone, s.job(1).state, "the root's record is kept")
 	require.Equal(t, "done", s.g.why(1))
-	require.ElementsMatch(t, []JobID{2, 3, 4, 5}, s.g.deleted)
+	require.ElementsMatch(t, []JobID{2, 3, 4, 5}, s.st.deleted)
 }
 
 // derive, run on the records the live transitions leave, must rebuild the
@@ -369,7 +581,7 @@ func TestDeriveMatchesLiveTransitions(t *testing.T) {
 		4: {children: []JobID{8}},
 		8: {children: []JobID{9}},
 	}
-	setup := func(s *sched) { s.job(8).retries = 0 }
+	setup := func(s *sched) { s.setRetries(8, 0) }
 	type step struct {
 		name string
 		do   func(s *sched)
@@ -401,7 +613,7 @@ func TestDeriveMatchesLiveTransitions(t *testing.T) {
 	for _, st := range script {
 		st.do(full)
 	}
-	require.True(t, full.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, full.outcome())
 	require.Equal(t, []JobID{8}, full.g.failedOwn)
 	require.Equal(t, 2, full.g.skipped, "9, and the root's follow-on 5")
 
@@ -427,8 +639,7 @@ func TestDeriveMatchesLiveTransitions(t *testing.T) {
 			for _, st := range script[k:] {
 				st.do(r)
 			}
-			require.Equal(t, full.g.rootFailed, r.g.rootFailed)
-			require.Equal(t, full.g.rootDone, r.g.rootDone)
+			require.Equal(t, full.outcome(), r.outcome())
 			require.Equal(t, full.g.failedOwn, sortedIDs(r.g.failedOwn))
 			require.Equal(t, full.g.skipped, r.g.skipped)
 			require.Equal(t, len(full.g.jobs), len(r.g.jobs))
@@ -436,20 +647,35 @@ func TestDeriveMatchesLiveTransitions(t *testing.T) {
 	}
 }
 
-// reload writes every live job as a record and loads the records into a
-// new graph, as a restarted leader does.
+// reload loads the records the plans wrote into a new graph, as a
+// restarted leader's load does. The store and the live graph must agree:
+// every live job's record is what its memory says.
 func reload(t *testing.T, s *sched) *sched {
-	r := &sched{t: t, g: defaultGraph(t), clock: s.clock, strict: true}
-	r.g.now = func() time.Time { return r.clock }
-	r.g.root = s.g.root
-	for id, j := range s.g.jobs {
-		var rec jobstore.Job
-		j.record(&rec)
-		require.Equal(t, id, rec.ID)
-		r.g.jobs[id] = r.g.fromRecord(&rec)
-	}
-	require.Empty(t, r.g.derive(), "no phase is left settled but unfinished")
+	r, settled, _, _ := load(t, s)
+	require.Empty(t, settled, "no phase is left settled but unfinished")
 	return r
+}
+
+// load is the leader's load on s's records, up to graph.reload.
+func load(t *testing.T, s *sched) (r *sched, settled, restart, failed []*ljob) {
+	t.Helper()
+	s.step()
+	require.Equal(t, len(s.g.jobs), len(s.st.records), "one record per live job")
+	for id, j := range s.g.jobs {
+		require.Equal(t, copyRecord(j), s.st.records[id], "the record of %d is what memory says", id)
+	}
+	r = &sched{t: t, g: defaultGraph(t), clock: s.clock, strict: true, st: s.st, adds: map[JobID]*added{}}
+	s.st.deleted, s.st.written = nil, map[JobID]bool{}
+	r.g.now = func() time.Time { return r.clock }
+	r.g.root, r.g.epoch, r.g.nextID = s.g.root, s.g.epoch+1, s.st.next
+	for _, id := range slices.Sorted(maps.Keys(s.st.records)) {
+		rec := s.st.records[id]
+		j, ok := r.g.fromRecord(&rec)
+		require.True(t, ok)
+		r.g.add(j)
+	}
+	settled, restart, failed = r.g.reload()
+	return r, settled, restart, failed
 }
 
 func requireSameScheduling(t *testing.T, live, derived *sched) {
@@ -484,8 +710,7 @@ func requireSameScheduling(t *testing.T, live, derived *sched) {
 			require.Equal(t, lj.failedSucc, dj.failedSucc, "failedSucc of %d", id)
 		}
 	}
-	require.Equal(t, live.g.rootDone, derived.g.rootDone)
-	require.Equal(t, live.g.rootFailed, derived.g.rootFailed)
+	require.Equal(t, live.outcome(), derived.outcome())
 	require.Equal(t, live.g.skipped, derived.g.skipped)
 	require.Equal(t, sortedIDs(live.g.failedOwn), sortedIDs(derived.g.failedOwn))
 }
@@ -550,7 +775,7 @@ func TestReadyQueueAcrossCompaction(t *testing.T) {
 
 func TestWhyNamesEveryWait(t *testing.T) {
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2, 3}}, 2: {children: []JobID{4}}, 3: {children: []JobID{4}}})
-	s.job(3).ext().name = "third"
+	s.edit(3, func(j *ljob) { j.ext().name = "third" })
 	require.True(t, strings.HasPrefix(s.g.why(2), "waiting for 1 of 1 predecessor(s)"))
 	s.drain()
 	s.succeed(1)

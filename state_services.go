@@ -33,8 +33,7 @@ func svcClass(s *ljob) int {
 // startServices starts the services of a client whose body has run; its
 // successors wait until they have all started.
 func (g *graph) startServices(c *ljob) {
-	c.state = jobstore.StateServices
-	g.touch(c)
+	g.setState(c, jobstore.StateServices)
 	live := int32(0)
 	for id := range c.services().All() {
 		s := g.jobs[id]
@@ -87,8 +86,20 @@ func (g *graph) releaseSlot(s *ljob) {
 	}
 }
 
-// serviceStarted records that s started (the leader has stored its
-// value). Its child services are admitted; the client's successors run
+// serviceReport takes a service's start report: its value is stored
+// (the promise its users read) and the service counts as started. Only
+// the start of the attempt now issued counts; it reports whether it did.
+func (g *graph) serviceReport(r startReport) bool {
+	s := g.jobs[r.Job]
+	if s == nil || s.svc() == nil || s.where != isIssued || s.seq != r.Seq || r.Epoch != g.epoch {
+		return false
+	}
+	g.plan.results = append(g.plan.results, result{id: s.id, value: r.Value})
+	g.serviceStarted(s)
+	return true
+}
+
+// serviceStarted records that s started (its value is stored). Its child services are admitted; the client's successors run
 // once every service has started.
 func (g *graph) serviceStarted(s *ljob) {
 	sv := s.svc()
@@ -131,7 +142,7 @@ func (g *graph) stopService(s *ljob) {
 	case sv.phase == svcStopping:
 	case s.where == isIssued:
 		sv.phase = svcStopping
-		g.toStop = append(g.toStop, s)
+		g.plan.stop = append(g.plan.stop, g.attemptOf(s))
 	default:
 		// Never issued (waiting, queued, ready, in backoff): nothing to
 		// stop. Its queue entries go stale.
@@ -168,16 +179,12 @@ func (g *graph) clientLosesService(id JobID) {
 func (g *graph) serviceFailed(s *ljob, msg string) {
 	sv := s.svc()
 	g.releaseSlot(s)
-	if s.state == jobstore.StatePending {
-		g.services--
-	}
-	s.state = jobstore.StateFailed
+	g.setState(s, jobstore.StateFailed)
 	if msg == "" {
 		msg = "the service failed"
 	}
 	s.ext().lastError = msg
 	g.failedOwn = append(g.failedOwn, s.id)
-	g.touch(s)
 	c := g.jobs[sv.client]
 	if c == nil || c.succ == nil {
 		return
@@ -234,8 +241,7 @@ func (g *graph) resumeServices() (restart, failed []*ljob) {
 				failed = append(failed, c)
 			}
 		case live > 0:
-			c.state = jobstore.StateServices
-			g.touch(c)
+			g.setState(c, jobstore.StateServices)
 			restart = append(restart, c)
 		}
 	}

@@ -1,6 +1,7 @@
 package gaffer
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -12,59 +13,47 @@ import (
 // Pure tests of the graph's services, service limits, checkpoints,
 // cancellation and resumption, driven by sched (state_internal_test.go).
 
-// addSvc makes id a service of client as ingest links it: a pending
-// record with svcInfo{client, parent}, listed in the client's services and
-// counted in g.services. parent 0 makes a top service.
-func (s *sched) addSvc(client, id, parent JobID, preemptible bool) *ljob {
+// addSvc adds service id of client (a child service of parent, unless
+// parent is 0), as a job adds one while it builds its graph.
+func (s *sched) addSvc(client, id, parent JobID, preemptible bool) {
 	s.t.Helper()
-	g := s.g
-	require.Nil(s.t, g.jobs[id], "job %d is new", id)
-	j := &ljob{
-		id: id, kind: g.intern("test.service"), state: jobstore.StatePending, retries: -1,
-		req: g.shareReq(Requirements{Cores: 0.1, Preemptible: preemptible}),
+	fj := testJob("test.service")
+	fj.Service = true
+	fj.Req = &Requirements{Cores: 0.1, Preemptible: preemptible}
+	if parent != 0 {
+		a := s.adds[client]
+		require.NotNil(s.t, a, "a child service comes with its parent")
+		fj.Links = &fragLinks{ParentSvc: s.tmpOf(a, parent)}
 	}
-	j.ext().svc = &svcInfo{client: client, parent: parent}
-	s.job(client).addService(id)
-	g.jobs[id] = j
-	g.services++
-	return j
+	s.add(client, id, fj, true)
 }
 
-// addChildJob links a new child id under parent, as ingest does with the
-// jobs a body returns (before the body's success is handled).
-func (s *sched) addChildJob(parent, id JobID) *ljob {
-	s.t.Helper()
-	require.Nil(s.t, s.g.jobs[id], "job %d is new", id)
-	j := &ljob{id: id, kind: s.g.intern("test.kind"), state: jobstore.StatePending, retries: -1,
-		req: s.g.shareReq(Requirements{Cores: 0.1}), preds: []JobID{parent}}
-	s.job(parent).addChild(id)
-	s.g.jobs[id] = j
-	return j
-}
-
-// started reports that issued service id started, as collectStarts does.
+// started reports that issued service id started, as the transport
+// reports it to the leader.
 func (s *sched) started(id JobID) {
 	s.t.Helper()
+	s.step()
 	j := s.job(id)
 	require.Equal(s.t, isIssued, j.where, "service %d starts only once issued", id)
 	require.Equal(s.t, svcStarting, j.svc().phase)
-	s.g.serviceStarted(j)
+	require.True(s.t, s.g.serviceReport(startReport{Job: id, Epoch: s.g.epoch, Seq: j.seq, Value: json.RawMessage(`"addr"`)}))
+	s.apply()
+	require.Equal(s.t, json.RawMessage(`"addr"`), json.RawMessage(s.st.results[id]), "its value is stored")
 }
 
-// ended reports that service id, asked to stop, ended well, as handle does.
+// ended reports that service id, asked to stop, ended well.
 func (s *sched) ended(id JobID) {
 	s.t.Helper()
 	require.Equal(s.t, svcStopping, s.job(id).svc().phase, "service %d was asked to stop", id)
-	s.g.serviceEnded(s.finish(id))
+	s.succeed(id)
 }
 
-// failedRunning reports that service id failed after it started, as
-// handle does: no retry, the service fails totally.
+// failedRunning reports that service id failed after it started: no
+// retry, the service fails totally.
 func (s *sched) failedRunning(id JobID, msg string) {
 	s.t.Helper()
-	j := s.finish(id)
-	j.tries++
-	s.g.serviceFailed(j, "the service failed while running: "+msg)
+	require.Equal(s.t, svcRunning, s.phase(id))
+	s.fail(id, msg, false)
 }
 
 func (s *sched) phase(id JobID) svcPhase {
@@ -80,17 +69,19 @@ func idsOf(js []*ljob) []JobID {
 	return out
 }
 
-// takeStops returns the services to stop and clears the list, as
-// stopAndKill does.
+// takeStops returns the services asked to stop since the last call.
 func (s *sched) takeStops() []JobID {
-	out := idsOf(s.g.toStop)
-	s.g.toStop = s.g.toStop[:0]
+	s.step()
+	out := s.st.stops
+	s.st.stops = nil
 	return out
 }
 
+// takeKills returns the attempts killed since the last call.
 func (s *sched) takeKills() []JobID {
-	out := idsOf(s.g.toKill)
-	s.g.toKill = s.g.toKill[:0]
+	s.step()
+	out := s.st.kills
+	s.st.kills = nil
 	return out
 }
 
@@ -125,10 +116,10 @@ func TestGraphServicesGateChildrenAndOutliveThem(t *testing.T) {
 	s.started(11)
 	require.Equal(t, jobstore.StateChildren, s.state(2))
 	require.Equal(t, []JobID{3, 4}, s.drain())
-	require.Empty(t, s.g.toStop)
+	require.Empty(t, s.st.stops)
 
 	s.succeed(3)
-	require.Empty(t, s.g.toStop, "a child is still running: the services keep running")
+	require.Empty(t, s.st.stops, "a child is still running: the services keep running")
 	s.succeed(4)
 	require.Equal(t, jobstore.StateChildren, s.state(2), "not done while its services run")
 	require.Equal(t, []JobID{10, 11}, s.takeStops())
@@ -136,21 +127,21 @@ func TestGraphServicesGateChildrenAndOutliveThem(t *testing.T) {
 	require.Equal(t, svcStopping, s.phase(11))
 	require.Equal(t, "successors done; waiting for 2 service(s) to stop", s.g.why(2))
 	require.Equal(t, "service of test.kind (j2), asked to stop", s.g.why(10))
-	require.False(t, s.g.rootDone)
+	require.NotEqual(t, jobstore.StatusSucceeded, s.outcome())
 
 	s.ended(10)
 	require.Nil(t, s.g.jobs[10])
 	require.Equal(t, jobstore.StateChildren, s.state(2), "one service still runs")
 	require.Equal(t, 1, s.g.services)
-	require.False(t, s.g.rootDone)
+	require.NotEqual(t, jobstore.StatusSucceeded, s.outcome())
 
 	s.ended(11)
 	require.Nil(t, s.g.jobs[2], "the client's subtree is done")
-	require.ElementsMatch(t, []JobID{3, 4, 10, 11, 2}, s.g.deleted)
-	require.True(t, s.g.rootDone)
+	require.ElementsMatch(t, []JobID{3, 4, 10, 11, 2}, s.st.deleted)
+	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, 0, s.g.services)
 	require.Equal(t, [2]int{}, s.g.svcSlots)
-	require.Empty(t, s.g.toStop)
+	require.Empty(t, s.st.stops)
 	require.Empty(t, s.g.failedOwn)
 }
 
@@ -164,12 +155,12 @@ func TestGraphServiceOfTheRoot(t *testing.T) {
 	require.Equal(t, []JobID{10}, s.drain())
 	s.started(10)
 	require.Equal(t, []JobID{10}, s.takeStops(), "nothing uses it: it is stopped at once")
-	require.False(t, s.g.rootDone)
+	require.NotEqual(t, jobstore.StatusSucceeded, s.outcome())
 	s.ended(10)
-	require.True(t, s.g.rootDone)
+	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, jobstore.StateDone, s.state(1))
 	require.NotNil(t, s.g.jobs[1], "the root's record is kept")
-	require.Equal(t, []JobID{10}, s.g.deleted)
+	require.Equal(t, []JobID{10}, s.st.deleted)
 }
 
 // A child service is made ready only once its parent service started.
@@ -200,7 +191,7 @@ func TestGraphChildServiceWaitsForParent(t *testing.T) {
 	require.ElementsMatch(t, []JobID{10, 11}, s.takeStops())
 	s.ended(11)
 	s.ended(10)
-	require.True(t, s.g.rootDone)
+	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 }
 
 // Under Config.MaxServices, services beyond the limit queue, and each
@@ -261,7 +252,7 @@ func TestGraphServiceLimitQueuesFIFO(t *testing.T) {
 	s.ended(51)
 	require.Equal(t, [2]int{}, s.g.svcSlots)
 	require.Equal(t, 0, s.g.services)
-	require.True(t, s.g.rootDone)
+	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 }
 
 // Ordinary and preemptible services hold places under separate limits:
@@ -305,9 +296,10 @@ func TestGraphServiceFailsBeforeStart(t *testing.T) {
 	// 1 ─c→ 2; 2 ─c→ 3, 2 ─f→ 4; services of 2: 10, 11, and 12, a child
 	// service of 11.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3}, followOns: []JobID{4}}})
-	s.addSvc(2, 10, 0, false).retries = 0
+	s.addSvc(2, 10, 0, false)
 	s.addSvc(2, 11, 0, false)
 	s.addSvc(2, 12, 11, false)
+	s.setRetries(10, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -322,14 +314,14 @@ func TestGraphServiceFailsBeforeStart(t *testing.T) {
 	require.Equal(t, []JobID{11}, s.takeStops(), "the issued service is asked to stop")
 	require.Equal(t, svcStopping, s.phase(11))
 	require.Nil(t, s.g.jobs[12], "the never-issued child service is dropped")
-	require.Contains(t, s.g.deleted, JobID(12))
+	require.Contains(t, s.st.deleted, JobID(12))
 	require.Equal(t, 1, s.g.services)
 	require.Equal(t, 1, s.g.svcSlots[0], "11 holds its place until it ends")
 	require.Equal(t, jobstore.StateServices, s.state(2), "the client waits for 11 to end")
 	require.Equal(t, "ending: waiting for 1 service(s) to stop", s.g.why(2))
 	require.Equal(t, jobstore.StatePending, s.state(3))
 	require.Empty(t, s.drain(), "the children never run")
-	require.False(t, s.g.rootFailed)
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
 
 	s.ended(11)
 	require.Equal(t, jobstore.StateFailed, s.state(2))
@@ -340,7 +332,7 @@ func TestGraphServiceFailsBeforeStart(t *testing.T) {
 	}
 	require.Equal(t, 2, s.g.skipped)
 	require.Equal(t, jobstore.StateFailed, s.state(1))
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, []JobID{10}, s.g.failedOwn)
 	require.Equal(t, 0, s.g.services)
 	require.Equal(t, [2]int{}, s.g.svcSlots)
@@ -352,22 +344,22 @@ func TestGraphServiceFailsBeforeStart(t *testing.T) {
 func TestGraphCheckpointRestartsSubtree(t *testing.T) {
 	// 1 ─c→ 2 (checkpoint, one retry); 2 ─c→ 3, 5; 3 ─c→ 4.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3, 5}}, 3: {children: []JobID{4}}})
+	s.edit(2, func(j *ljob) { j.checkpoint, j.retries = true, 1 })
+	s.setRetries(3, 0)
 	cp := s.job(2)
-	cp.checkpoint, cp.retries = true, 1
-	s.job(3).retries = 0
 	s.drain()
 	s.succeed(1)
 	require.Equal(t, []JobID{2}, s.drain())
 	s.succeed(2)
 	require.Equal(t, []JobID{3, 5}, s.drain())
 	s.succeed(5)
-	require.Contains(t, s.g.deleted, JobID(5))
+	require.Contains(t, s.st.deleted, JobID(5))
 
 	s.fail(3, "boom", false)
 	require.Equal(t, 1, s.g.restarted)
 	require.Nil(t, s.g.jobs[3])
 	require.Nil(t, s.g.jobs[4], "the skipped grandchild goes too")
-	require.Subset(t, s.g.deleted, []JobID{3, 4, 5})
+	require.Subset(t, s.st.deleted, []JobID{3, 4, 5})
 	require.Equal(t, 0, s.g.skipped, "the skipped job removed is no longer counted")
 	require.Same(t, cp, s.job(2))
 	require.Equal(t, jobstore.StatePending, cp.state)
@@ -377,28 +369,29 @@ func TestGraphCheckpointRestartsSubtree(t *testing.T) {
 	require.Equal(t, inBackoff, cp.where, "a restart waits out the backoff")
 	require.Equal(t, s.clock.Add(2*time.Second).UnixNano(), cp.extra().notBefore)
 	require.Equal(t, jobstore.StateChildren, s.state(1))
-	require.False(t, s.g.rootFailed)
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
 	require.Empty(t, s.takeKills(), "nothing of the subtree was running")
 
 	s.advance(2 * time.Second)
 	require.Equal(t, []JobID{2}, s.drain())
 	// The second run returns a child that fails too: no tries are left.
-	s.addChildJob(2, 7).retries = 0
+	s.addChildJob(2, 7)
 	s.succeed(2)
+	s.setRetries(7, 0)
 	require.Equal(t, []JobID{7}, s.drain())
 	s.fail(7, "boom again", false)
 	require.Equal(t, 1, s.g.restarted, "no second restart")
 	require.Equal(t, jobstore.StateFailed, s.state(2))
 	require.Equal(t, jobstore.StateFailed, s.state(7))
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Contains(t, s.g.failedOwn, JobID(7))
 }
 
 // A checkpoint without retries fails like any job.
 func TestGraphCheckpointOutOfTries(t *testing.T) {
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3}}})
-	s.job(2).checkpoint, s.job(2).retries = true, 0
-	s.job(3).retries = 0
+	s.edit(2, func(j *ljob) { j.checkpoint, j.retries = true, 0 })
+	s.setRetries(3, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -409,7 +402,7 @@ func TestGraphCheckpointOutOfTries(t *testing.T) {
 	require.Equal(t, jobstore.StateFailed, s.state(2))
 	require.Equal(t, jobstore.StateFailed, s.state(3), "the failed subtree is kept")
 	require.Equal(t, int32(0), s.job(2).tries)
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 }
 
 // A checkpoint whose service fails restarts too: its services and
@@ -418,9 +411,10 @@ func TestGraphCheckpointRestartsAfterServiceFails(t *testing.T) {
 	// 1 ─c→ 2 (checkpoint, one retry) ─c→ 3; services of 2: 10 (no
 	// retries) and 11.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3}}})
-	s.job(2).checkpoint, s.job(2).retries = true, 1
-	s.addSvc(2, 10, 0, false).retries = 0
+	s.edit(2, func(j *ljob) { j.checkpoint, j.retries = true, 1 })
+	s.addSvc(2, 10, 0, false)
 	s.addSvc(2, 11, 0, false)
+	s.setRetries(10, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -435,11 +429,11 @@ func TestGraphCheckpointRestartsAfterServiceFails(t *testing.T) {
 	require.Equal(t, jobstore.StatePending, s.state(2))
 	require.Equal(t, int32(1), s.job(2).tries)
 	require.Empty(t, s.job(2).services())
-	require.ElementsMatch(t, []JobID{3, 10, 11}, s.g.deleted)
+	require.ElementsMatch(t, []JobID{3, 10, 11}, s.st.deleted)
 	require.Equal(t, 0, s.g.skipped, "3 was never skipped")
 	require.Equal(t, 0, s.g.services)
 	require.Equal(t, [2]int{}, s.g.svcSlots)
-	require.False(t, s.g.rootFailed)
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
 }
 
 // As above, but the failed service's sibling was never issued (a child
@@ -448,9 +442,10 @@ func TestGraphCheckpointRestartsWhenUnissuedServiceDropped(t *testing.T) {
 	// 1 ─c→ 2 (checkpoint, one retry) ─c→ 3; services of 2: 10 (no
 	// retries) and 11, a child service of 10.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3}}})
-	s.job(2).checkpoint, s.job(2).retries = true, 1
-	s.addSvc(2, 10, 0, false).retries = 0
+	s.edit(2, func(j *ljob) { j.checkpoint, j.retries = true, 1 })
+	s.addSvc(2, 10, 0, false)
 	s.addSvc(2, 11, 10, false)
+	s.setRetries(10, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -460,18 +455,18 @@ func TestGraphCheckpointRestartsWhenUnissuedServiceDropped(t *testing.T) {
 	require.NotPanics(t, func() { s.fail(10, "port in use", false) })
 	require.Equal(t, 1, s.g.restarted)
 	require.Equal(t, jobstore.StatePending, s.state(2))
-	require.ElementsMatch(t, []JobID{3, 10, 11}, s.g.deleted)
+	require.ElementsMatch(t, []JobID{3, 10, 11}, s.st.deleted)
 	require.Equal(t, 0, s.g.services)
 	require.Equal(t, [2]int{}, s.g.svcSlots)
-	require.Empty(t, s.g.toStop)
+	require.Empty(t, s.st.stops)
 }
 
 // A restarted checkpoint forgets its subtree; a leader that resumes from
 // the records must see the same failures as the live one.
 func TestGraphCheckpointRestartThenReload(t *testing.T) {
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3}}})
-	s.job(2).checkpoint, s.job(2).retries = true, 1
-	s.job(3).retries = 0
+	s.edit(2, func(j *ljob) { j.checkpoint, j.retries = true, 1 })
+	s.setRetries(3, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -504,7 +499,7 @@ func TestGraphCancelIssuedJob(t *testing.T) {
 	require.Equal(t, jobstore.StateChildren, s.state(1), "the parent waits for its other child")
 	require.True(t, s.job(1).cancelledSucc)
 	require.Equal(t, int32(1), s.job(1).pending)
-	require.False(t, s.g.rootCancelled)
+	require.NotEqual(t, jobstore.StatusCancelled, s.outcome())
 
 	require.False(t, s.g.cancel(2), "already cancelled")
 	require.False(t, s.g.cancel(4), "already cancelled")
@@ -513,8 +508,8 @@ func TestGraphCancelIssuedJob(t *testing.T) {
 	s.succeed(3)
 	require.False(t, s.g.cancel(3), "finished")
 	require.Equal(t, jobstore.StateCancelled, s.state(1))
-	require.True(t, s.g.rootCancelled)
-	require.False(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusCancelled, s.outcome())
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, jobstore.StateSkipped, s.state(5), "the follow-on never runs")
 	require.Empty(t, s.g.failedOwn)
 	require.Empty(t, s.drain())
@@ -525,7 +520,7 @@ func TestGraphCancelIssuedJob(t *testing.T) {
 func TestGraphCancelRoot(t *testing.T) {
 	// 1 ─c→ 2, 3; 2 ─c→ 4.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2, 3}}, 2: {children: []JobID{4}}})
-	s.job(3).retries = 3
+	s.setRetries(3, 3)
 	s.drain()
 	s.succeed(1)
 	require.Equal(t, []JobID{2, 3}, s.drain())
@@ -537,9 +532,9 @@ func TestGraphCancelRoot(t *testing.T) {
 	for _, id := range []JobID{1, 2, 3, 4} {
 		require.Equal(t, jobstore.StateCancelled, s.state(id), "job %d", id)
 	}
-	require.True(t, s.g.rootCancelled)
-	require.False(t, s.g.rootFailed)
-	require.False(t, s.g.rootDone)
+	require.Equal(t, jobstore.StatusCancelled, s.outcome())
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
+	require.NotEqual(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, []JobID{1}, s.g.cancelled)
 	require.Equal(t, time.Duration(0), s.advance(time.Minute))
 	require.Empty(t, s.drain(), "the job in backoff is not issued again")
@@ -583,7 +578,7 @@ func TestGraphCancelServiceCancelsClient(t *testing.T) {
 	s.takeStops()
 	s.ended(50)
 	require.Equal(t, jobstore.StateCancelled, s.state(1))
-	require.True(t, s.g.rootCancelled)
+	require.Equal(t, jobstore.StatusCancelled, s.outcome())
 	require.Equal(t, 0, s.g.services)
 	require.Equal(t, [2]int{}, s.g.svcSlots)
 }
@@ -602,26 +597,21 @@ func TestGraphCancelWorkflow(t *testing.T) {
 	require.Equal(t, inBackoff, s.job(4).where)
 
 	s.g.cancelWorkflow()
-	require.True(t, s.g.rootCancelled)
+	require.Equal(t, jobstore.StatusCancelled, s.outcome())
 	require.Equal(t, []JobID{3}, s.takeKills(), "neither the ready job nor the one in backoff")
 	require.Equal(t, jobstore.StatePending, s.state(3), "records are left as they are")
 	require.Equal(t, jobstore.StateChildren, s.state(1))
 	require.Empty(t, s.g.cancelled)
 }
 
-// resumeLoad writes every live job as a record and loads the records into
-// a new graph as the leader's load does: resumeServices, then derive.
+// resumeLoad loads s's records into a new graph as the leader's load
+// does, up to graph.reload, and returns the clients it found to restart
+// and to fail; resume finishes the load.
 func resumeLoad(t *testing.T, s *sched) (r *sched, restart, failed []JobID) {
-	r = &sched{t: t, g: defaultGraph(t), clock: s.clock, strict: true}
-	r.g.now = func() time.Time { return r.clock }
-	r.g.root = s.g.root
-	for id, j := range s.g.jobs {
-		var rec jobstore.Job
-		j.record(&rec)
-		r.g.jobs[id] = r.g.fromRecord(&rec)
-	}
-	rs, fs := r.g.resumeServices()
-	require.Empty(t, r.g.derive())
+	r, settled, rs, fs := load(t, s)
+	require.Empty(t, settled)
+	r.resume = func() { r.g.resumed(settled, rs, fs, jobstore.StatusRunning); r.step() }
+	r.step()
 	return r, sortedIDs(idsOf(rs)), sortedIDs(idsOf(fs))
 }
 
@@ -659,12 +649,12 @@ func TestGraphServiceFailsWhileChildrenRun(t *testing.T) {
 
 	s.ended(11)
 	require.Equal(t, jobstore.StateChildren, s.state(2), "its child still runs")
-	require.False(t, s.g.rootFailed)
+	require.NotEqual(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, 0, s.g.services)
 
 	s.succeed(3)
 	require.Equal(t, jobstore.StateFailed, s.state(2))
-	require.True(t, s.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
 	require.Equal(t, []JobID{10}, s.g.failedOwn)
 }
 
@@ -677,13 +667,13 @@ func TestGraphResumeServicesRestartsClient(t *testing.T) {
 	require.Equal(t, []JobID{2}, restart)
 	require.Empty(t, failed)
 	require.Equal(t, jobstore.StateServices, r.state(2))
-	require.Contains(t, r.g.dirty, JobID(2), "the new state is written")
+	require.Contains(t, r.st.written, JobID(2), "the new state is written")
 	require.Equal(t, 2, r.g.services)
 	require.Empty(t, r.drain(), "neither the services nor the child are ready yet")
 	require.Equal(t, int32(0), r.job(3).reached)
 
 	// The leader starts the services of the clients returned.
-	r.g.startServices(r.job(2))
+	r.resume()
 	require.Equal(t, []JobID{10, 11}, r.drain())
 	r.started(10)
 	require.Empty(t, r.drain())
@@ -693,7 +683,7 @@ func TestGraphResumeServicesRestartsClient(t *testing.T) {
 	require.Equal(t, []JobID{10, 11}, r.takeStops())
 	r.ended(10)
 	r.ended(11)
-	require.True(t, r.g.rootDone)
+	require.Equal(t, jobstore.StatusSucceeded, r.outcome())
 	require.Equal(t, 0, r.g.services)
 }
 
@@ -702,8 +692,9 @@ func TestGraphResumeServicesRestartsClient(t *testing.T) {
 func TestGraphResumeServicesFailedBeforeSuccessors(t *testing.T) {
 	// 1 ─c→ 2 ─c→ 3; services of 2: 10 (no retries), 11.
 	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2}}, 2: {children: []JobID{3}}})
-	s.addSvc(2, 10, 0, false).retries = 0
+	s.addSvc(2, 10, 0, false)
 	s.addSvc(2, 11, 0, false)
+	s.setRetries(10, 0)
 	s.drain()
 	s.succeed(1)
 	s.drain()
@@ -718,17 +709,17 @@ func TestGraphResumeServicesFailedBeforeSuccessors(t *testing.T) {
 	require.Empty(t, restart)
 	require.Equal(t, []JobID{2}, failed)
 	require.Nil(t, r.g.jobs[11], "the live service record is removed")
-	require.Equal(t, []JobID{11}, r.g.deleted)
+	require.Equal(t, []JobID{11}, r.st.deleted)
 	require.Equal(t, 0, r.g.services)
 	require.Equal(t, jobstore.StateFailed, r.state(10), "the failed record is kept")
 	require.Equal(t, []JobID{10}, r.g.failedOwn)
 	require.Empty(t, r.drain())
 
 	// The leader settles the clients returned.
-	r.g.settle(r.job(2))
+	r.resume()
 	require.Equal(t, jobstore.StateFailed, r.state(2))
 	require.Equal(t, jobstore.StateSkipped, r.state(3))
-	require.True(t, r.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, r.outcome())
 	require.Empty(t, r.takeStops())
 }
 
@@ -749,6 +740,6 @@ func TestGraphResumeServicesFailedWhileChildrenRun(t *testing.T) {
 	require.Equal(t, []JobID{3}, r.drain(), "the child runs again")
 	r.succeed(3)
 	require.Equal(t, jobstore.StateFailed, r.state(2))
-	require.True(t, r.g.rootFailed)
+	require.Equal(t, jobstore.StatusFailed, r.outcome())
 	require.Equal(t, []JobID{10}, r.g.failedOwn)
 }

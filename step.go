@@ -2,11 +2,7 @@ package gaffer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"time"
-
-	"github.com/gafferhq/gaffer/jobstore"
 )
 
 // A stepped run drives the leader one turn at a time instead of to the
@@ -23,33 +19,6 @@ import (
 //
 // Close ends a stepped run that is left unfinished: it kills the jobs
 // still issued, and the store keeps the workflow for a later run.
-
-// Start loads the workflow (storing root's graph on a fresh store, as Run
-// does) and prepares the leader to be stepped. It takes over jobs an
-// earlier leader left: results they wrote while no leader ran, and jobs
-// still running in a batch system that can adopt them.
-func (l *Leader) Start(ctx context.Context, root Node) error {
-	l.runStart = time.Now()
-	if err := l.open(ctx, root); err != nil {
-		return err
-	}
-	l.lastProgress = time.Now()
-	if l.meta.Status != jobstore.StatusRunning {
-		return nil // finished already: Result says how
-	}
-	if err := l.adoptFinishedResults(ctx); err != nil {
-		return err
-	}
-	if err := l.adoptRunningJobs(ctx); err != nil {
-		return err
-	}
-	stop, err := l.startScaler(ctx)
-	if err != nil {
-		return err
-	}
-	l.stopScaler, l.running = stop, true
-	return nil
-}
 
 // Step advances a started leader by n turns. A turn issues what is ready,
 // waits up to Config.PollInterval for job events and records them (or
@@ -94,7 +63,7 @@ func (l *Leader) RunOneJob(ctx context.Context) (JobID, error) {
 	}()
 	for !l.g.finished() {
 		issueCap := 0
-		if len(l.issued) == 0 {
+		if len(l.g.issued) == 0 {
 			issueCap = 1
 		}
 		ended, err := l.tick(ctx, issueCap)
@@ -109,32 +78,4 @@ func (l *Leader) RunOneJob(ctx context.Context) (JobID, error) {
 		}
 	}
 	return 0, nil
-}
-
-// Result returns the root job's value once the workflow has succeeded,
-// the *FailedJobsError or *CancelledError that ended it, or
-// ErrNotFinished while it runs.
-func (l *Leader) Result(ctx context.Context) (json.RawMessage, error) {
-	if l.g == nil {
-		return nil, ErrNotFinished
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.meta.Status == jobstore.StatusSucceeded:
-		return l.rootResult(ctx)
-	case l.meta.Status == jobstore.StatusFailed || l.g.rootFailed:
-		return nil, l.failure()
-	case l.meta.Status == jobstore.StatusCancelled || l.g.rootCancelled:
-		e := &CancelledError{Workflow: len(l.g.cancelled) == 0}
-		for _, id := range l.g.cancelled {
-			name := id.String()
-			if j := l.g.jobs[id]; j != nil {
-				name = j.display()
-			}
-			e.Jobs = append(e.Jobs, name)
-		}
-		return nil, e
-	}
-	return nil, ErrNotFinished
 }

@@ -2,8 +2,10 @@ package gaffer
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/jobstore"
 )
 
 // Why says where a job stands and, if it is not running, why: waiting for
@@ -23,7 +25,7 @@ func (l *Leader) Why(id JobID) string {
 func (l *Leader) why(id JobID) string {
 	j := l.g.jobs[id]
 	if j != nil && j.where == inLimit {
-		return l.cats.why(j)
+		return l.g.cats.why(j)
 	}
 	reason := l.g.why(id)
 	if j != nil && j.where == isIssued {
@@ -63,9 +65,84 @@ func (l *Leader) Status() Status {
 	if l.g == nil {
 		return Status{}
 	}
+	g := l.g
 	return Status{
-		Live: len(l.g.jobs), Ready: l.g.readyLen(), Issued: len(l.issued), Backoff: l.g.backoff.Len(),
-		Failed: len(l.g.failedOwn), Skipped: l.g.skipped, Services: l.g.services,
-		Finished: l.g.finished(), Succeeded: l.g.rootDone, Cancelled: l.g.rootCancelled,
+		Live: len(g.jobs), Ready: g.readyLen(), Issued: len(g.issued), Backoff: g.backoff.Len(),
+		Failed: len(g.failedOwn), Skipped: g.skipped, Services: g.services,
+		Finished: g.finished(), Succeeded: g.outcome == jobstore.StatusSucceeded, Cancelled: g.outcome == jobstore.StatusCancelled,
 	}
 }
+
+// why explains, for a person, where a job stands.
+func (g *graph) why(id JobID) string {
+	j := g.jobs[id]
+	if j == nil {
+		return "done (or never existed)"
+	}
+	if sv := j.svc(); sv != nil && j.state == jobstore.StatePending {
+		client := sv.client.String()
+		if c := g.jobs[sv.client]; c != nil {
+			client = c.display()
+		}
+		switch {
+		case sv.phase == svcWaiting && sv.parent != 0:
+			return fmt.Sprintf("service of %s, waiting for its parent service %s to start", client, sv.parent)
+		case sv.phase == svcWaiting:
+			return fmt.Sprintf("service of %s, waiting for its client's body to finish", client)
+		case sv.phase == svcQueued:
+			return fmt.Sprintf("service of %s, queued: the service limit (%d) is reached (Config.MaxServices or MaxPreemptibleServices)", client, g.svcMax[svcClass(j)])
+		case sv.phase == svcStarting && j.where == isIssued:
+			return fmt.Sprintf("service of %s, issued; not yet started", client)
+		case sv.phase == svcRunning:
+			return fmt.Sprintf("service of %s, running", client)
+		case sv.phase == svcStopping:
+			return fmt.Sprintf("service of %s, asked to stop", client)
+		}
+	}
+	switch j.state {
+	case jobstore.StateServices:
+		if j.succ != nil && j.succ.ending {
+			return fmt.Sprintf("ending: waiting for %d service(s) to stop", j.succ.svcLive)
+		}
+		return fmt.Sprintf("body done; waiting for %d of its services to start", j.succ.svcStarting)
+	case jobstore.StateChildren:
+		if j.succ != nil && j.succ.ending {
+			return fmt.Sprintf("successors done; waiting for %d service(s) to stop", j.succ.svcLive)
+		}
+		return fmt.Sprintf("body done; waiting for %d child subtree(s)", j.pending)
+	case jobstore.StateFollowOns:
+		return fmt.Sprintf("children done; waiting for %d follow-on subtree(s)", j.pending)
+	case jobstore.StateDone:
+		return "done"
+	case jobstore.StateFailed:
+		if j.extra().lastError == "" {
+			return "failed: a successor failed"
+		}
+		return "failed: " + j.extra().lastError
+	case jobstore.StateSkipped:
+		return fmt.Sprintf("will not run: predecessor %s failed", j.extra().cause)
+	case jobstore.StateCancelled:
+		return "cancelled"
+	}
+	switch j.where {
+	case inReady:
+		return "ready; waiting for room in the batch system (Config.MaxIssued)"
+	case inBackoff:
+		return fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
+	case isIssued:
+		return "issued to the batch system"
+	}
+	var waiting []string
+	for _, p := range j.preds {
+		if pj := g.jobs[p]; pj != nil && !pj.hasReached(id) {
+			if pj.state == jobstore.StateServices {
+				waiting = append(waiting, pj.display()+" (its services have not all started)")
+			} else {
+				waiting = append(waiting, pj.display())
+			}
+		}
+	}
+	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+}
+
+

@@ -8,12 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/gafferhq/gaffer/services"
@@ -73,24 +69,8 @@ type outcome struct {
 	Ended     time.Time       `json:"ended"`
 }
 
-const (
-	inputFile  = "input.json"
-	logTailMax = 4 << 10
-)
-
-func resultFile(epoch, seq uint64) string { return fmt.Sprintf("result.%d.%d.json", epoch, seq) }
-
-// stopFile is the flag the leader creates in a service's folder to stop
-// it; startedName names the file a service host writes, in the work
-// directory's started folder, once the service has started. They carry
-// the issue's epoch and number, so an instance left by an earlier leader
-// never takes a flag meant for a later one.
-func stopFile(epoch, seq uint64) string { return fmt.Sprintf("stop.%d.%d", epoch, seq) }
-func startedName(id JobID, epoch, seq uint64) string {
-	return fmt.Sprintf("%d.%d.%d.json", uint64(id), epoch, seq)
-}
-
-const startedDir = "started"
+// logTailMax is how much of a failed attempt's log its error keeps.
+const logTailMax = 4 << 10
 
 // startReport is what a service host reports once Start has returned.
 type startReport struct {
@@ -107,8 +87,6 @@ type svcHooks struct {
 	stop          <-chan struct{}
 	stopRequested func() bool
 }
-
-func logFile(epoch, seq uint64) string { return fmt.Sprintf("log.%d.%d.txt", epoch, seq) }
 
 // runJob runs one job body and reports what it produced. It never
 // panics: a panic in the body is a failure of the job.
@@ -164,136 +142,4 @@ func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.H
 	}
 	out.OK, out.Result = true, res
 	return out
-}
-
-func workerMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "gaffer worker: want one argument, the job folder; got %q\n", args)
-		return 2
-	}
-	dir := args[0]
-	b, err := os.ReadFile(filepath.Join(dir, inputFile))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "gaffer worker: %v\n", err)
-		return 3
-	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		fmt.Fprintf(os.Stderr, "gaffer worker: %s: %v\n", filepath.Join(dir, inputFile), err)
-		return 3
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	var hooks *svcHooks
-	if env.Service {
-		hooks = fileHooks(dir, &env)
-	}
-	out := runJob(ctx, &env, os.Stderr, nil, hooks)
-	if !out.OK && ctx.Err() != nil {
-		// Stopped by a signal (a kill, a scheduler's time limit): the job
-		// did not finish, so leave no result. The batch system reports
-		// why it ended, and a resumed leader does not count a kill as a
-		// failed attempt.
-		fmt.Fprintf(os.Stderr, "gaffer worker: job %s stopped by a signal: %s\n", env.Job, out.Error)
-		return 143
-	}
-	if !out.OK {
-		fmt.Fprintf(os.Stderr, "gaffer worker: job %s failed: %s\n", env.Job, out.Error)
-	}
-	if err := writeResult(dir, out); err != nil {
-		fmt.Fprintf(os.Stderr, "gaffer worker: %v\n", err)
-		return 4
-	}
-	if !out.OK {
-		return 1
-	}
-	return 0
-}
-
-// writeResult writes the outcome into the job's folder atomically: a
-// leader that reads it sees all of it or none.
-func writeResult(dir string, out *outcome) error {
-	b, err := json.Marshal(out)
-	if err != nil {
-		return fmt.Errorf("encoding result: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(dir, resultFile(out.Epoch, out.Seq)), b, true)
-}
-
-// writeFileAtomic writes b to path by temporary file and rename. With
-// sync, the data reaches the disk before the rename: a worker's result
-// must survive a machine crash; the leader's input files need not, since
-// the leader writes them again whenever it issues the job.
-func writeFileAtomic(path string, b []byte, sync bool) error {
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// readTail returns the last max bytes of the file at path, or "".
-func readTail(path string, max int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := st.Size() - max
-	if off < 0 {
-		off = 0
-	}
-	b := make([]byte, st.Size()-off)
-	n, _ := f.ReadAt(b, off)
-	return string(b[:n])
-}
-
-// fileHooks connect a service host in a worker process to its leader
-// through files: the start is reported by a file in the work directory's
-// started folder (written by temporary file and rename), and the leader
-// asks for a stop by creating a flag in the job's folder. A host also
-// stops when its input file is replaced: a later leader has issued the
-// service again, and this instance, left by an earlier one, is stale.
-func fileHooks(dir string, env *envelope) *svcHooks {
-	inputPath := filepath.Join(dir, inputFile)
-	stopPath := filepath.Join(dir, stopFile(env.Epoch, env.Seq))
-	orig, _ := os.Stat(inputPath)
-	return &svcHooks{
-		started: func(v []byte) error {
-			b, err := json.Marshal(startReport{Job: env.Job, Epoch: env.Epoch, Seq: env.Seq, Value: v})
-			if err != nil {
-				return err
-			}
-			d := filepath.Join(env.WorkDir, startedDir)
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-			return writeFileAtomic(filepath.Join(d, startedName(env.Job, env.Epoch, env.Seq)), b, true)
-		},
-		stopRequested: func() bool {
-			if _, err := os.Stat(stopPath); err == nil {
-				return true
-			}
-			now, err := os.Stat(inputPath)
-			return orig != nil && (err != nil || !os.SameFile(orig, now) || !now.ModTime().Equal(orig.ModTime()))
-		},
-	}
 }

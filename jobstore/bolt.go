@@ -260,9 +260,15 @@ func key(id JobID) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0,
 
 func (t *boltTx) Meta() (Meta, error) {
 	var m Meta
-	if err := json.Unmarshal(t.tx.Bucket(bucketMeta).Get(keyMeta), &m); err != nil {
+	meta := t.tx.Bucket(bucketMeta)
+	if err := json.Unmarshal(meta.Get(keyMeta), &m); err != nil {
 		return m, fmt.Errorf("%w: workflow record: %w", ErrCorrupt, err)
 	}
+	v := meta.Get(keyNextID)
+	if len(v) != 8 {
+		return m, fmt.Errorf("%w: next job id missing", ErrCorrupt)
+	}
+	m.NextID = JobID(binary.BigEndian.Uint64(v))
 	return m, nil
 }
 

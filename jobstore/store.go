@@ -56,6 +56,11 @@ type Meta struct {
 	// Cancel is set by a user who wants the workflow stopped; the leader
 	// polls it.
 	Cancel bool `json:"cancel,omitempty"`
+	// NextID is the ID that AllocIDs would return next, as Meta reads
+	// it; SetMeta ignores it. The leader hands out IDs from it in memory
+	// and checks, when it allocates them in a transaction, that the
+	// store agrees.
+	NextID JobID `json:"-"`
 }
 
 // ReadTx reads a store.

@@ -1,0 +1,105 @@
+package gaffer
+
+import (
+	"time"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+)
+
+// A plan is what the graph's transitions decided since the leader last
+// applied one. The graph changes only its own memory and writes down here
+// what must happen outside it; the leader applies a plan in one place
+// (Leader.apply), in this order:
+//
+//  1. kill: attempts to stop at once (cancelled, rescued). Killing before
+//     the commit means a leader that dies in between runs such a job again
+//     rather than leaving it running with no leader tracking it.
+//  2. one store transaction: allocate IDs, create jobs with their inputs,
+//     store results, delete and rewrite records, record the workflow's
+//     end. A failed commit ends the run: memory and store would disagree,
+//     and the store is what a later leader resumes from.
+//  3. after the commit: ask services to stop, let the transport forget
+//     ended attempts (their folders hold results the store now has), and
+//     tell the cluster scaler's workload what was issued and what ended.
+//
+// A test applies plans to memory instead (planRecorder), so the pure
+// tests drive the same transitions and see the same plans as the leader.
+type plan struct {
+	// The store transaction.
+	alloc   idRange   // IDs handed to new jobs
+	created []created // new jobs, each written with its input
+	results []result  // values to store: bodies' results, services' starts
+	dirty   map[JobID]*ljob
+	deleted []JobID
+	ended   bool // the workflow ended: record its outcome
+
+	// Effects.
+	kill    []attempt // before the transaction
+	stop    []attempt // services to ask to stop, after it
+	forget  []attempt // ended attempts whose transport state can go, after it
+	issued  []issuedNote
+	done    []doneNote
+	failed  int // failed attempts, for Stats
+	succeed int // successful job bodies, for Stats
+
+	// backings counts backing IDs among dirty records that the store does
+	// not have yet.
+	backings int
+}
+
+// idRange is a run of consecutive new job IDs.
+type idRange struct {
+	first JobID
+	n     int
+}
+
+// created are the jobs of one fragment, with their inputs by position.
+type created struct {
+	jobs   []ljob
+	inputs [][]byte
+}
+
+type result struct {
+	id    JobID
+	value []byte
+}
+
+// issuedNote and doneNote tell the scaler's workload about an attempt.
+type issuedNote struct {
+	bs   batchsystem.ID
+	kind string
+	req  Requirements
+}
+
+type doneNote struct {
+	bs   batchsystem.ID
+	wall time.Duration
+	ok   bool
+}
+
+// backingFlush is how many backing IDs the leader may hold unsaved while
+// it issues: a leader that dies before saving them leaves those jobs
+// running unwatched and issues them again, so it saves often while it
+// issues to a slow scheduler.
+const backingFlush = 100
+
+// mustSave reports whether the leader must apply the plan before it
+// issues more jobs: too many backing IDs unsaved, or, at the end of an
+// issue batch, any.
+func (p *plan) mustSave(endOfBatch bool) bool {
+	return p.backings >= backingFlush || endOfBatch && p.backings > 0
+}
+
+// writes reports whether the plan has anything for the store.
+func (p *plan) writes() bool {
+	return p.alloc.n > 0 || len(p.results) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || p.ended
+}
+
+func newPlan() *plan { return &plan{dirty: map[JobID]*ljob{}} }
+
+// take returns the plan made so far and starts a new one.
+func (g *graph) take() *plan {
+	p := g.plan
+	g.plan = &plan{dirty: make(map[JobID]*ljob, len(p.dirty))}
+	return p
+}

@@ -1,0 +1,45 @@
+package gaffer
+
+import (
+	"log/slog"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+)
+
+// A transport carries jobs to where they run and what they produce back
+// to the leader, without the store: workers never open it (rule 1). The
+// leader has one per batch system, chosen by newTransport; nothing else in
+// the leader asks how jobs run.
+//
+// Its methods are called from the leader's loop only, except that what
+// prepare sets up runs in the batch system's goroutines or processes.
+type transport interface {
+	// prepare hands attempt env its input and fills in spec how the batch
+	// system runs it: JobSpec.Run, or a folder, log and worker command.
+	prepare(env *envelope, spec *batchsystem.JobSpec) error
+	// adopt fills in spec for an attempt an earlier leader issued, to be
+	// adopted by the batch system; false if this transport's attempts
+	// cannot outlive their leader.
+	adopt(a attempt, spec *batchsystem.JobSpec) bool
+	// take returns what an ended attempt produced: its outcome, or nil
+	// and, for an attempt that failed, the tail of its log.
+	take(a attempt, fin *batchsystem.FinishedJob) (*outcome, string)
+	// starts returns the start reports of services made since the last
+	// call, and a function to call once they are committed.
+	starts() ([]startReport, func())
+	// stop asks a service's attempt to stop.
+	stop(a attempt) error
+	// forget drops what the transport keeps for an attempt whose end (or
+	// kill) is committed: its folder, its mailbox entry.
+	forget(a attempt)
+}
+
+// newTransport returns the transport for bs: memory for a batch system
+// that runs jobs in the leader's process, a folder per job under
+// cfg.WorkDir for one that starts worker processes.
+func newTransport(bs batchsystem.BatchSystem, cfg Config, log *slog.Logger) transport {
+	if ip, ok := bs.(batchsystem.InProcess); ok && ip.InProcess() {
+		return newMemTransport(log)
+	}
+	return &dirTransport{log: log, workDir: cfg.WorkDir, command: cfg.WorkerCommand, env: cfg.WorkerEnv}
+}

@@ -1,0 +1,95 @@
+package gaffer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/gafferhq/gaffer/batchsystem"
+)
+
+// memTransport runs attempts in the leader's process: JobSpec.Run calls
+// the job's function and leaves its outcome in a mailbox; a service
+// reports its start to another and is stopped by closing its channel.
+// Nothing survives the leader, so nothing is adopted.
+type memTransport struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	mail    map[uint64]*outcome // outcomes by issue number
+	started []startReport
+	stops   map[uint64]chan struct{} // services' stop channels by issue number
+}
+
+func newMemTransport(log *slog.Logger) *memTransport {
+	return &memTransport{log: log, mail: map[uint64]*outcome{}, stops: map[uint64]chan struct{}{}}
+}
+
+func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
+	seq := env.Seq
+	var hooks *svcHooks
+	if env.Service {
+		stop := make(chan struct{})
+		t.mu.Lock()
+		t.stops[seq] = stop
+		t.mu.Unlock()
+		hooks = &svcHooks{stop: stop, started: func(v []byte) error {
+			t.mu.Lock()
+			t.started = append(t.started, startReport{Job: env.Job, Epoch: env.Epoch, Seq: seq, Value: v})
+			t.mu.Unlock()
+			return nil
+		}}
+	}
+	spec.Run = func(ctx context.Context) error {
+		tail := &tailBuffer{max: logTailMax}
+		out := runJob(ctx, env, tail, t.log.Handler(), hooks)
+		if !out.OK {
+			out.LogTail = tail.String()
+		}
+		t.mu.Lock()
+		t.mail[seq] = out
+		t.mu.Unlock()
+		if !out.OK {
+			return errors.New(out.Error)
+		}
+		return nil
+	}
+	return nil
+}
+
+func (t *memTransport) adopt(attempt, *batchsystem.JobSpec) bool { return false }
+
+func (t *memTransport) take(a attempt, _ *batchsystem.FinishedJob) (*outcome, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.mail[a.seq]
+	delete(t.mail, a.seq)
+	return out, ""
+}
+
+func (t *memTransport) starts() ([]startReport, func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.started
+	t.started = nil
+	return r, func() {}
+}
+
+func (t *memTransport) stop(a attempt) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ch, ok := t.stops[a.seq]; ok {
+		close(ch)
+		delete(t.stops, a.seq)
+	}
+	return nil
+}
+
+func (t *memTransport) forget(a attempt) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// An outcome a killed or lost attempt may have left is never taken.
+	delete(t.mail, a.seq)
+	delete(t.stops, a.seq)
+}
