@@ -3,6 +3,7 @@ package gaffer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gafferhq/gaffer/jobstore"
@@ -115,3 +116,18 @@ func (e *GraphError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalidGraph) true.
 func (e *GraphError) Is(target error) bool { return target == ErrInvalidGraph }
+
+// failure builds the error that names every failed job of the graph.
+func (g *graph) failure() error {
+	e := &FailedJobsError{Skipped: g.skipped}
+	for _, id := range g.failedOwn {
+		j := g.jobs[id]
+		if j == nil {
+			continue
+		}
+		x := j.extra()
+		e.Jobs = append(e.Jobs, FailedJob{ID: j.id, Kind: j.kind, Name: x.name, Tries: int(j.tries), Err: x.lastError, LogTail: x.logTail})
+	}
+	slices.SortFunc(e.Jobs, func(a, b FailedJob) int { return int(a.ID) - int(b.ID) })
+	return e
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,15 +64,6 @@ type Leader struct {
 	runStart   time.Time
 	running    bool
 	stopScaler func()
-}
-
-// Stats counts what a leader did, for benchmarks and monitoring.
-type Stats struct {
-	Issued     int           // jobs handed to the batch system
-	Succeeded  int           // job bodies that succeeded
-	Failed     int           // failed attempts
-	Commits    int           // store transactions that recorded job events
-	FirstIssue time.Duration // from Run's start to its first issued job
 }
 
 // NewLeader opens (or creates) the store and prepares a leader. It fails
@@ -310,30 +300,6 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	}
 	settled, restart, failed := g.reload()
 	g.resumed(settled, restart, failed, l.meta.Status)
-	return nil
-}
-
-// Start loads the workflow (storing root's graph on a fresh store, as Run
-// does) and prepares the leader to be stepped. It takes over jobs an
-// earlier leader left: results they wrote while no leader ran, and jobs
-// still running in a batch system that can adopt them.
-func (l *Leader) Start(ctx context.Context, root Node) error {
-	l.runStart = time.Now()
-	if err := l.open(ctx, root); err != nil {
-		return err
-	}
-	l.lastProgress = time.Now()
-	if l.meta.Status != jobstore.StatusRunning {
-		return nil // finished already: Result says how
-	}
-	if err := l.adopt(ctx); err != nil {
-		return err
-	}
-	stop, err := l.startScaler(ctx)
-	if err != nil {
-		return err
-	}
-	l.stopScaler, l.running = stop, true
 	return nil
 }
 
@@ -709,51 +675,6 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 		}
 	}
 	return tx.SetMeta(*m)
-}
-
-// Result returns the root job's value once the workflow has succeeded,
-// the *FailedJobsError or *CancelledError that ended it, or
-// ErrNotFinished while it runs.
-func (l *Leader) Result(ctx context.Context) (json.RawMessage, error) {
-	if l.g == nil {
-		return nil, ErrNotFinished
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.meta.Status == jobstore.StatusSucceeded:
-		var v []byte
-		err := l.store.View(ctx, func(tx jobstore.ReadTx) (err error) { v, err = tx.RootResult(); return err })
-		return v, err
-	case l.meta.Status == jobstore.StatusFailed || l.g.outcome == jobstore.StatusFailed:
-		return nil, l.failure()
-	case l.meta.Status == jobstore.StatusCancelled || l.g.outcome == jobstore.StatusCancelled:
-		e := &CancelledError{Workflow: len(l.g.cancelled) == 0}
-		for _, id := range l.g.cancelled {
-			name := id.String()
-			if j := l.g.jobs[id]; j != nil {
-				name = j.display()
-			}
-			e.Jobs = append(e.Jobs, name)
-		}
-		return nil, e
-	}
-	return nil, ErrNotFinished
-}
-
-// failure builds the error that names every failed job.
-func (l *Leader) failure() error {
-	e := &FailedJobsError{Skipped: l.g.skipped}
-	for _, id := range l.g.failedOwn {
-		j := l.g.jobs[id]
-		if j == nil {
-			continue
-		}
-		x := j.extra()
-		e.Jobs = append(e.Jobs, FailedJob{ID: j.id, Kind: j.kind, Name: x.name, Tries: int(j.tries), Err: x.lastError, LogTail: x.logTail})
-	}
-	slices.SortFunc(e.Jobs, func(a, b FailedJob) int { return int(a.ID) - int(b.ID) })
-	return e
 }
 
 // stuck explains a workflow in which nothing can run.

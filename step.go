@@ -2,7 +2,11 @@ package gaffer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"time"
+
+	"github.com/gafferhq/gaffer/jobstore"
 )
 
 // A stepped run drives the leader one turn at a time instead of to the
@@ -19,6 +23,30 @@ import (
 //
 // Close ends a stepped run that is left unfinished: it kills the jobs
 // still issued, and the store keeps the workflow for a later run.
+
+// Start loads the workflow (storing root's graph on a fresh store, as Run
+// does) and prepares the leader to be stepped. It takes over jobs an
+// earlier leader left: results they wrote while no leader ran, and jobs
+// still running in a batch system that can adopt them.
+func (l *Leader) Start(ctx context.Context, root Node) error {
+	l.runStart = time.Now()
+	if err := l.open(ctx, root); err != nil {
+		return err
+	}
+	l.lastProgress = time.Now()
+	if l.meta.Status != jobstore.StatusRunning {
+		return nil // finished already: Result says how
+	}
+	if err := l.adopt(ctx); err != nil {
+		return err
+	}
+	stop, err := l.startScaler(ctx)
+	if err != nil {
+		return err
+	}
+	l.stopScaler, l.running = stop, true
+	return nil
+}
 
 // Step advances a started leader by n turns. A turn issues what is ready,
 // waits up to Config.PollInterval for job events and records them (or
@@ -78,4 +106,34 @@ func (l *Leader) RunOneJob(ctx context.Context) (JobID, error) {
 		}
 	}
 	return 0, nil
+}
+
+// Result returns the root job's value once the workflow has succeeded,
+// the *FailedJobsError or *CancelledError that ended it, or
+// ErrNotFinished while it runs.
+func (l *Leader) Result(ctx context.Context) (json.RawMessage, error) {
+	if l.g == nil {
+		return nil, ErrNotFinished
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.meta.Status == jobstore.StatusSucceeded:
+		var v []byte
+		err := l.store.View(ctx, func(tx jobstore.ReadTx) (err error) { v, err = tx.RootResult(); return err })
+		return v, err
+	case l.meta.Status == jobstore.StatusFailed || l.g.outcome == jobstore.StatusFailed:
+		return nil, l.g.failure()
+	case l.meta.Status == jobstore.StatusCancelled || l.g.outcome == jobstore.StatusCancelled:
+		e := &CancelledError{Workflow: len(l.g.cancelled) == 0}
+		for _, id := range l.g.cancelled {
+			name := id.String()
+			if j := l.g.jobs[id]; j != nil {
+				name = j.display()
+			}
+			e.Jobs = append(e.Jobs, name)
+		}
+		return nil, e
+	}
+	return nil, ErrNotFinished
 }

@@ -38,6 +38,15 @@ func (l *Leader) why(id JobID) string {
 	return reason
 }
 
+// Stats counts what a leader did, for benchmarks and monitoring.
+type Stats struct {
+	Issued     int           // jobs handed to the batch system
+	Succeeded  int           // job bodies that succeeded
+	Failed     int           // failed attempts
+	Commits    int           // store transactions that recorded job events
+	FirstIssue time.Duration // from Run's start to its first issued job
+}
+
 // Status counts where the workflow's live jobs stand.
 type Status struct {
 	Live      int // jobs not yet finished with their subtree
