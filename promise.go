@@ -412,4 +412,3 @@ func resolve(tx jobstore.ReadTx, b []byte, depth int) ([]byte, error) {
 		return v, nil
 	})
 }
-

@@ -153,5 +153,3 @@ func (g *graph) why(id JobID) string {
 	}
 	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
 }
-
-
