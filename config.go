@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
@@ -125,6 +126,17 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("gaffer: Config.WorkDir: required when Config.JobStore is set")
 		}
 		c.WorkDir = c.Store + ".work"
+	}
+	// Workers start in other directories, on other machines: every path
+	// they are given must be absolute.
+	var err error
+	if c.Store != "" {
+		if c.Store, err = filepath.Abs(c.Store); err != nil {
+			return c, fmt.Errorf("gaffer: Config.Store %q: %w", c.Store, err)
+		}
+	}
+	if c.WorkDir, err = filepath.Abs(c.WorkDir); err != nil {
+		return c, fmt.Errorf("gaffer: Config.WorkDir %q: %w", c.WorkDir, err)
 	}
 	d := &c.DefaultRequirements
 	if d.Cores == 0 {

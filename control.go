@@ -48,7 +48,8 @@ const cancelWorkflowFile = "cancel-workflow"
 // whose work directory is workDir (Config.WorkDir; by default the store's
 // path plus ".work") to cancel jobs as Leader.Cancel does. The leader
 // looks for requests every Config.ControlInterval; a request made while
-// no leader runs is taken by the next one.
+// no leader runs is taken by the next one. A path that no leader has
+// used as its work directory is refused with ErrNotWorkDir.
 func RequestCancel(workDir string, ids ...JobID) error {
 	for _, id := range ids {
 		if err := putRequest(workDir, "cancel-"+strconv.FormatUint(uint64(id), 10)); err != nil {
@@ -63,6 +64,9 @@ func RequestCancel(workDir string, ids ...JobID) error {
 func RequestCancelWorkflow(workDir string) error { return putRequest(workDir, cancelWorkflowFile) }
 
 func putRequest(workDir, name string) error {
+	if err := checkWorkDir(workDir); err != nil {
+		return fmt.Errorf("gaffer: request %s: %w", name, err)
+	}
 	dir := controlDir(workDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("gaffer: request %s: %w", name, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -206,8 +207,26 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		return errors.New("gaffer: Run called twice on one Leader; make a new Leader to resume")
 	}
 	var m jobstore.Meta
-	if err := l.store.View(ctx, func(tx jobstore.ReadTx) (err error) { m, err = tx.Meta(); return err }); err != nil {
+	var rootInput []byte
+	err := l.store.View(ctx, func(tx jobstore.ReadTx) (err error) {
+		if m, err = tx.Meta(); err != nil || m.Root == 0 {
+			return err
+		}
+		if rootInput, err = tx.Input(m.Root); errors.Is(err, jobstore.ErrNotFound) {
+			err = nil
+		}
 		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := l.sameWorkflow(m, root, rootInput); err != nil {
+		return err
+	}
+	if m.Status == jobstore.StatusRunning || m.Status == jobstore.StatusFailed {
+		if err := knownKinds(m.Kinds); err != nil {
+			return err
+		}
 	}
 	g := newGraph(l.cfg.RetryCount, l.cfg.RetryBackoff, l.cfg.RetryBackoffFactor)
 	g.maxBackoff = l.cfg.MaxRetryBackoff
@@ -217,6 +236,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		g.now = l.clock.Now
 	}
 	m.Epoch++
+	m.WorkDir = l.cfg.WorkDir
 	g.epoch, g.nextID, g.root = m.Epoch, m.NextID, m.Root
 	l.g, l.meta, l.metaDirty = g, m, true
 	l.lastRescue = time.Now()
@@ -224,8 +244,19 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		if err := l.load(ctx, root); err != nil {
 			return err
 		}
+		if m.Status == jobstore.StatusFailed {
+			// Run again after a failure: what failed runs again.
+			n := g.restart()
+			l.meta.Status = jobstore.StatusRunning
+			l.log.Info("workflow restarted after its failure", "workflow_id", m.WorkflowID, "jobs_again", n)
+		}
+		settled, restart, failed := g.reload()
+		g.resumed(settled, restart, failed, l.meta.Status)
 		l.log.Info("workflow resumed", "workflow_id", m.WorkflowID, "live_jobs", len(g.jobs), "ready", g.readyLen(), "epoch", m.Epoch)
-		return l.apply(ctx)
+		if err := l.apply(ctx); err != nil {
+			return err
+		}
+		return l.mark()
 	}
 	if root == nil {
 		return fmt.Errorf("gaffer: the store holds no workflow and Run was given no root")
@@ -243,16 +274,19 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	}
 	g.root = ids.get(frag.Jobs[0].Tmp)
 	l.meta.Root, l.meta.Status = g.root, jobstore.StatusRunning
+	l.meta.RootKind, l.meta.RootDigest = root.node().kind, digest(root.node().input)
 	g.derive()
 	if err := l.apply(ctx); err != nil {
+		return err
+	}
+	if err := l.mark(); err != nil {
 		return err
 	}
 	l.log.Info("workflow started", "workflow_id", m.WorkflowID, "jobs", len(frag.Jobs), "store", l.cfg.Store)
 	return nil
 }
 
-// load streams the live jobs of a stored workflow into the graph and
-// lets it finish what the last leader left half done.
+// load streams the live jobs of a stored workflow into the graph.
 func (l *Leader) load(ctx context.Context, root Node) error {
 	g := l.g
 	var badBacking []JobID
@@ -298,8 +332,6 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	} else if root != nil && root.node().kind != r.kind {
 		return fmt.Errorf("%w: the store's root is of type %q, Run was given %q", ErrWorkflowMismatch, r.kind, root.node().kind)
 	}
-	settled, restart, failed := g.reload()
-	g.resumed(settled, restart, failed, l.meta.Status)
 	return nil
 }
 
@@ -651,6 +683,9 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 		if err := tx.UpdateJob(j.record(&l.rec)); err != nil {
 			return err
 		}
+	}
+	if p.kinds {
+		m.Kinds = maps.Clone(l.g.perKind)
 	}
 	if p.ended && m.Status == jobstore.StatusRunning {
 		switch l.g.outcome {

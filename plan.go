@@ -32,6 +32,7 @@ type plan struct {
 	dirty   map[JobID]*ljob
 	deleted []JobID
 	ended   bool // the workflow ended: record its outcome
+	kinds   bool // the count of records by job type changed
 
 	// Effects.
 	kill    []attempt // before the transaction
@@ -92,7 +93,7 @@ func (p *plan) mustSave(endOfBatch bool) bool {
 
 // writes reports whether the plan has anything for the store.
 func (p *plan) writes() bool {
-	return p.alloc.n > 0 || len(p.results) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || p.ended
+	return p.alloc.n > 0 || len(p.results) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || p.ended || p.kinds
 }
 
 func newPlan() *plan { return &plan{dirty: map[JobID]*ljob{}} }

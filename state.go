@@ -24,6 +24,7 @@ type graph struct {
 	nextID  JobID                    // the store's next free job ID
 	nextSeq uint64                   // issue numbers
 	kinds   map[string]string        // interned job type names
+	perKind map[string]int           // live records by job type (Meta.Kinds)
 	reqs    map[reqKey]*Requirements // shared requirements
 
 	ready   ljobQueue
@@ -66,7 +67,7 @@ type graph struct {
 
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
-		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, reqs: map[reqKey]*Requirements{},
+		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, perKind: map[string]int{}, reqs: map[reqKey]*Requirements{},
 		issued: map[batchsystem.ID]*ljob{}, missing: map[batchsystem.ID]int{}, plan: newPlan(),
 		outcome: jobstore.StatusRunning, nextID: 1,
 		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
@@ -148,6 +149,8 @@ func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
 func (g *graph) add(j *ljob) {
 	g.jobs[j.id] = j
 	g.count(j, 1)
+	g.perKind[j.kind]++
+	g.plan.kinds = true
 	if j.state == jobstore.StateFailed && j.extra().lastError != "" {
 		g.failedOwn = append(g.failedOwn, j.id)
 	}
@@ -177,6 +180,10 @@ func (g *graph) touch(j *ljob) { g.plan.dirty[j.id] = j }
 // any queue entry of it goes stale.
 func (g *graph) remove(j *ljob) {
 	g.count(j, -1)
+	if g.perKind[j.kind]--; g.perKind[j.kind] == 0 {
+		delete(g.perKind, j.kind)
+	}
+	g.plan.kinds = true
 	if j.state == jobstore.StatePending {
 		j.state = jobstore.StateDone // stale in the ready queue and backoff heap
 	}

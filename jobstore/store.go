@@ -56,6 +56,17 @@ type Meta struct {
 	// Cancel is set by a user who wants the workflow stopped; the leader
 	// polls it.
 	Cancel bool `json:"cancel,omitempty"`
+	// WorkDir is the absolute path of the workflow's work directory, so
+	// that tools find it from the store alone.
+	WorkDir string `json:"work_dir,omitempty"`
+	// RootKind and RootDigest identify the workflow: the root job's type
+	// and a SHA-256 of its input, hex. A leader refuses to resume the
+	// store with another root.
+	RootKind   string `json:"root_kind,omitempty"`
+	RootDigest string `json:"root_digest,omitempty"`
+	// Kinds counts the stored job records by job type, so that a leader
+	// can check, before it loads anything, that it knows every type.
+	Kinds map[string]int `json:"kinds,omitempty"`
 	// NextID is the ID that AllocIDs would return next, as Meta reads
 	// it; SetMeta ignores it. The leader hands out IDs from it in memory
 	// and checks, when it allocates them in a transaction, that the
