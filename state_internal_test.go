@@ -658,6 +658,12 @@ func reload(t *testing.T, s *sched) *sched {
 
 // load is the leader's load on s's records, up to graph.reload.
 func load(t *testing.T, s *sched) (r *sched, settled, restart, failed []*ljob) {
+	return loadThen(t, s, nil)
+}
+
+// loadThen is load with fn run on the loaded graph before reload, as the
+// leader restarts a failed workflow there.
+func loadThen(t *testing.T, s *sched, fn func(*graph)) (r *sched, settled, restart, failed []*ljob) {
 	t.Helper()
 	s.step()
 	require.Equal(t, len(s.g.jobs), len(s.st.records), "one record per live job")
@@ -673,6 +679,9 @@ func load(t *testing.T, s *sched) (r *sched, settled, restart, failed []*ljob) {
 		j, ok := r.g.fromRecord(&rec)
 		require.True(t, ok)
 		r.g.add(j)
+	}
+	if fn != nil {
+		fn(r.g)
 	}
 	settled, restart, failed = r.g.reload()
 	return r, settled, restart, failed
@@ -785,4 +794,50 @@ func TestWhyNamesEveryWait(t *testing.T) {
 	s.fail(3, "disk full", false)
 	require.Contains(t, s.g.why(3), "in retry backoff until")
 	require.Equal(t, "done (or never existed)", s.g.why(99))
+}
+
+// A failed workflow restarted: the job that failed runs again with fresh
+// tries, the jobs skipped because of it wait for it again, the ancestors
+// it failed wait in the phase they failed in, and a failed checkpoint
+// runs again from its body, its old subtree gone. What succeeded is not
+// redone.
+func TestGraphRestartAfterFailure(t *testing.T) {
+	// 1 ─c→ 2, 3; 1 ─f→ 4; 2 ─c→ 5; 3 is a checkpoint whose body adds 7.
+	s := newSched(t, map[JobID]jobEdges{1: {children: []JobID{2, 3}, followOns: []JobID{4}}, 2: {children: []JobID{5}}})
+	s.setRetries(2, 0)
+	s.edit(3, func(j *ljob) { j.checkpoint, j.retries = true, 0 })
+	s.drain()
+	s.succeed(1)
+	require.Equal(t, []JobID{2, 3}, s.drain())
+	s.addChildJob(3, 7)
+	s.succeed(3)
+	s.setRetries(7, 0)
+	require.Equal(t, []JobID{7}, s.drain())
+	s.fail(7, "seven", false)
+	require.Equal(t, jobstore.StateFailed, s.state(3), "no tries left to restart the checkpoint")
+	s.fail(2, "two", false)
+	require.Equal(t, jobstore.StatusFailed, s.outcome())
+	require.Equal(t, jobstore.StateSkipped, s.state(5))
+	require.Equal(t, jobstore.StateSkipped, s.state(4))
+
+	var again int
+	r, settled, _, _ := loadThen(t, s, func(g *graph) { again = g.restart() })
+	require.Empty(t, settled)
+	require.Equal(t, 5, again, "1 to 5; 7 goes with its checkpoint's subtree")
+	require.Equal(t, jobstore.StatusRunning, r.outcome())
+	require.Nil(t, r.g.jobs[7], "the checkpoint's old subtree is gone")
+	require.Equal(t, jobstore.StateChildren, r.state(1), "it waits for its children again")
+	require.Equal(t, jobstore.StatePending, r.state(4), "the follow-on waits for the children")
+	require.Equal(t, jobstore.StatePending, r.state(5))
+	require.Equal(t, int32(0), r.job(2).tries, "a fresh budget")
+	require.Empty(t, r.g.failedOwn)
+	require.Zero(t, r.g.skipped)
+	require.Equal(t, []JobID{2, 3}, sortedIDs(r.drain()), "the failed job and the checkpoint run again; the root does not")
+	r.succeed(2)
+	r.succeed(3)
+	require.Equal(t, []JobID{5}, r.drain())
+	r.succeed(5)
+	require.Equal(t, []JobID{4}, r.drain())
+	r.succeed(4)
+	require.Equal(t, jobstore.StatusSucceeded, r.outcome())
 }
