@@ -108,6 +108,15 @@ type Config struct {
 	// defaults.
 	Scaling scaler.Config
 
+	// LogLimit caps the log kept of each failed attempt, in bytes (under
+	// WorkDir/logs/<job>/; its record in the store names the file): a
+	// longer log keeps its end, after a line saying how much was cut.
+	// 0 means 1 MiB; -1 keeps no logs (a failure's error still carries
+	// the last 4 KiB). KeepSuccessLogs keeps the logs of successful
+	// attempts too.
+	LogLimit        int64
+	KeepSuccessLogs bool
+
 	// NoSync skips fsync at commits: faster, not durable. Tests only.
 	NoSync bool
 	// Logger receives the leader's structured logs; nil means silence.
@@ -208,6 +217,12 @@ func (c Config) withDefaults() (Config, error) {
 		if n < 0 {
 			return c, fmt.Errorf("gaffer: Config.CategoryLimits[%q] = %d: must not be negative", name, n)
 		}
+	}
+	switch {
+	case c.LogLimit == 0:
+		c.LogLimit = 1 << 20
+	case c.LogLimit < -1:
+		return c, fmt.Errorf("gaffer: Config.LogLimit %d: use -1 to keep no logs", c.LogLimit)
 	}
 	if c.ControlInterval <= 0 {
 		c.ControlInterval = time.Second

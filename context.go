@@ -187,11 +187,13 @@ func (t teeHandler) WithGroup(g string) slog.Handler {
 	return teeHandler{t.a.WithGroup(g), t.b.WithGroup(g)}
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// tailBuffer keeps the last max bytes written to it, and counts the
+// bytes it dropped.
 type tailBuffer struct {
 	mu  sync.Mutex
 	max int
 	buf bytes.Buffer
+	cut int64
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -200,8 +202,25 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.buf.Write(p)
 	if over := t.buf.Len() - t.max; over > 0 {
 		t.buf.Next(over)
+		t.cut += int64(over)
 	}
 	return len(p), nil
+}
+
+// kept returns a copy of what is kept, and how many bytes were dropped
+// before it.
+func (t *tailBuffer) kept() ([]byte, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Clone(t.buf.Bytes()), t.cut
+}
+
+// last returns the last n bytes kept.
+func (t *tailBuffer) last(n int) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf.Bytes()
+	return string(b[max(0, len(b)-n):])
 }
 
 func (t *tailBuffer) String() string {

@@ -35,7 +35,8 @@ type Leader struct {
 	bs        batchsystem.BatchSystem
 	ownsBS    bool
 	tr        transport
-	clock     Clock // the batch system's, if it keeps its own time
+	bsName    string // for the attempt records
+	clock     Clock  // the batch system's, if it keeps its own time
 
 	// mu guards the graph and what follows against Why, Status and
 	// Stats. The loop holds it except while it waits for the batch
@@ -92,6 +93,7 @@ func NewLeader(cfg Config) (*Leader, error) {
 		l.bs, l.ownsBS = bs, true
 	}
 	l.tr = newTransport(l.bs, cfg, l.log)
+	l.bsName = batchSystemName(l.bs)
 	l.clock, _ = l.bs.(Clock)
 	l.work = &workload{issued: map[batchsystem.ID]scaler.Job{}}
 	return l, nil
@@ -460,9 +462,9 @@ func (l *Leader) attemptEnded(fin *batchsystem.FinishedJob) *ljob {
 		l.log.Debug("batch system reported a job the leader does not track", "batch_id", fin.ID)
 		return nil
 	}
-	out, tail := l.tr.take(l.g.attemptOf(j), fin)
+	out, tail, log := l.tr.take(l.g.attemptOf(j), fin)
 	attemptNo := j.tries + 1
-	if msg := l.g.attemptEnded(&event{j: j, fin: fin, out: out, logTail: tail}); msg != "" {
+	if msg := l.g.attemptEnded(&event{j: j, fin: fin, out: out, logTail: tail, log: log}); msg != "" {
 		l.log.Debug("job attempt failed", "job_id", j.id.String(), "job_kind", j.kind, "attempt", attemptNo, "err", msg)
 	}
 	return j
@@ -667,6 +669,13 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 				return err
 			}
 			c.inputs[i] = nil // the store has it now; let it go
+		}
+	}
+	for i := range p.attempts {
+		a := &p.attempts[i]
+		a.Requirements, a.BatchSystem = l.cfg.fill(a.Requirements), l.bsName
+		if err := tx.PutAttempt(a); err != nil {
+			return err
 		}
 	}
 	for _, r := range p.results {

@@ -3,6 +3,8 @@ package gaffer
 import (
 	"time"
 
+	"github.com/gafferhq/gaffer/jobstore"
+
 	"github.com/gafferhq/gaffer/batchsystem"
 )
 
@@ -26,13 +28,14 @@ import (
 // tests drive the same transitions and see the same plans as the leader.
 type plan struct {
 	// The store transaction.
-	alloc   idRange   // IDs handed to new jobs
-	created []created // new jobs, each written with its input
-	results []result  // values to store: bodies' results, services' starts
-	dirty   map[JobID]*ljob
-	deleted []JobID
-	ended   bool // the workflow ended: record its outcome
-	kinds   bool // the count of records by job type changed
+	alloc    idRange   // IDs handed to new jobs
+	created  []created // new jobs, each written with its input
+	results  []result  // values to store: bodies' results, services' starts
+	dirty    map[JobID]*ljob
+	deleted  []JobID
+	attempts []jobstore.Attempt // records of attempts that ended
+	ended    bool               // the workflow ended: record its outcome
+	kinds    bool               // the count of records by job type changed
 
 	// Effects.
 	kill    []attempt // before the transaction
@@ -93,7 +96,7 @@ func (p *plan) mustSave(endOfBatch bool) bool {
 
 // writes reports whether the plan has anything for the store.
 func (p *plan) writes() bool {
-	return p.alloc.n > 0 || len(p.results) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || p.ended || p.kinds
+	return p.alloc.n > 0 || len(p.results) > 0 || len(p.attempts) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || p.ended || p.kinds
 }
 
 func newPlan() *plan { return &plan{dirty: map[JobID]*ljob{}} }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -261,4 +262,120 @@ func TestRequestCancelRefusesAMistypedPath(t *testing.T) {
 	require.ErrorIs(t, gaffer.RequestCancel(dir, 3), gaffer.ErrNotWorkDir)
 	_, statErr := os.Stat(dir)
 	require.True(t, errors.Is(statErr, os.ErrNotExist), "the directory is not created")
+}
+
+// Chatty writes lines of its log (to stderr in a worker process, through
+// its logger in-process) and fails.
+var Chatty = gaffer.MustRegister("test.chatty", func(ctx context.Context, jc *gaffer.JobContext, lines int) (int, error) {
+	for i := range lines {
+		jc.Logger().Info("chatter", "line", i, "pad", strings.Repeat("x", 60))
+	}
+	jc.Logger().Info("the last line")
+	return 0, fmt.Errorf("chatty fails after %d lines", lines)
+})
+
+// The whole log of a failed attempt, far over the 4 KiB its error keeps,
+// is readable after the run, named by the attempt's record in the store;
+// the record says what ran where, how long and how it ended.
+func TestFailedAttemptLogAndRecordAreKept(t *testing.T) {
+	for _, mode := range []local.Mode{local.Subprocess, local.InProcess} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			l, store := newLeader(t, testOpts{mode: mode, cfg: noRetries})
+			_, err := gaffer.Run(t.Context(), l, Chatty.New(200, gaffer.Name("chatty")))
+			var fe *gaffer.FailedJobsError
+			require.ErrorAs(t, err, &fe)
+			require.LessOrEqual(t, len(fe.Jobs[0].LogTail), 4<<10, "the error keeps a tail")
+			require.NoError(t, l.Close())
+
+			recs := attempts(t, store, fe.Jobs[0].ID)
+			require.Len(t, recs, 1)
+			a := recs[0]
+			require.Equal(t, 1, a.N)
+			require.Equal(t, "test.chatty", a.Kind)
+			require.Equal(t, "chatty", a.Name)
+			require.False(t, a.OK)
+			require.Contains(t, a.Error, "chatty fails after 200 lines")
+			require.Equal(t, "local", a.BatchSystem)
+			require.NotEmpty(t, a.BatchID)
+			require.Equal(t, 0.1, a.Requirements.Cores, "as issued, defaults filled in")
+			require.EqualValues(t, 1<<20, a.Requirements.Memory)
+			require.False(t, a.Start.IsZero())
+			require.False(t, a.End.Before(a.Start))
+			require.Positive(t, a.Wall)
+			if mode == local.Subprocess {
+				require.Equal(t, 1, a.ExitCode)
+				require.Positive(t, a.CPU, "a worker process reports its CPU time")
+				require.Positive(t, a.MaxRSS)
+				require.NotEmpty(t, a.Node)
+			}
+			require.NotEmpty(t, a.Log)
+			b, err := os.ReadFile(a.Log)
+			require.NoError(t, err)
+			require.Greater(t, len(b), 12<<10, "the whole log")
+			require.Contains(t, string(b), "line=0 ")
+			require.Contains(t, string(b), "the last line")
+		})
+	}
+}
+
+// A log over Config.LogLimit keeps its end, after a line saying so;
+// successful attempts keep theirs only when asked.
+func TestKeptLogIsCapped(t *testing.T) {
+	l, store := newLeader(t, testOpts{mode: local.Subprocess, cfg: func(c *gaffer.Config) {
+		c.RetryCount, c.LogLimit = gaffer.NoRetries, 2000
+	}})
+	_, err := gaffer.Run(t.Context(), l, Chatty.New(200))
+	var fe *gaffer.FailedJobsError
+	require.ErrorAs(t, err, &fe)
+	require.NoError(t, l.Close())
+	a := attempts(t, store, fe.Jobs[0].ID)[0]
+	b, err := os.ReadFile(a.Log)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(b), "[gaffer: the first "), "%.80s", b)
+	require.Contains(t, string(b), "were cut; Config.LogLimit keeps the last 2000]\n")
+	require.Contains(t, string(b), "the last line")
+	require.Less(t, len(b), 2200)
+}
+
+// Every attempt of a run is recorded, with its job's predecessors.
+func TestEveryAttemptIsRecorded(t *testing.T) {
+	root, keys := counted("records")
+	setFailing(keys["g"], 1)
+	l, store := newLeader(t, testOpts{})
+	_, err := gaffer.Run(t.Context(), l, root)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	recs := attempts(t, store, 0)
+	byName := map[string][]jobstore.Attempt{}
+	for _, a := range recs {
+		byName[a.Name] = append(byName[a.Name], a)
+	}
+	require.Len(t, recs, 6, "five jobs, g twice")
+	require.Len(t, byName["g"], 2)
+	require.False(t, byName["g"][0].OK)
+	require.True(t, byName["g"][1].OK)
+	require.Equal(t, 2, byName["g"][1].N)
+	require.Empty(t, byName["g"][1].Log, "successful attempts keep no log unless asked")
+	require.Equal(t, []jobstore.JobID{byName["f"][0].Job}, byName["g"][0].Preds)
+	require.Empty(t, byName["root"][0].Preds)
+}
+
+// attempts reads the attempt records of job (0: all) from a store no
+// leader holds.
+func attempts(t *testing.T, store string, job jobstore.JobID) []jobstore.Attempt {
+	t.Helper()
+	s, err := jobstore.OpenBolt(store, &jobstore.BoltOptions{ReadOnly: true})
+	require.NoError(t, err)
+	defer s.Close()
+	var out []jobstore.Attempt
+	require.NoError(t, s.View(t.Context(), func(tx jobstore.ReadTx) error {
+		for a, err := range tx.Attempts(job) {
+			if err != nil {
+				return err
+			}
+			out = append(out, *a)
+		}
+		return nil
+	}))
+	return out
 }

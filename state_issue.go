@@ -2,6 +2,7 @@ package gaffer
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
@@ -51,6 +52,7 @@ type event struct {
 	out       *outcome
 	msg       string // failure made up by the leader
 	logTail   string // the worker's log, when it left no result
+	log       string // where the transport kept the attempt's log, if it did
 	permanent bool
 }
 
@@ -124,6 +126,7 @@ func (g *graph) requeue(j *ljob) {
 func (g *graph) track(j *ljob, id batchsystem.ID) {
 	j.where, j.bsID = isIssued, id
 	g.issued[id] = j
+	g.issuedAt[id] = g.now().UnixNano()
 	if j.svc() != nil {
 		g.issuedSvcs++
 	}
@@ -140,6 +143,7 @@ func (g *graph) untrack(j *ljob, wall time.Duration, ok bool) {
 	g.plan.forget = append(g.plan.forget, g.attemptOf(j))
 	id := j.bsID
 	delete(g.issued, id)
+	delete(g.issuedAt, id)
 	delete(g.missing, id)
 	if j.svc() != nil {
 		g.issuedSvcs--
@@ -154,6 +158,9 @@ func (g *graph) killAttempt(j *ljob) {
 	if j.where != isIssued {
 		return
 	}
+	rec := g.newRecord(j, nil)
+	rec.Reason, rec.Error = batchsystem.Killed.String(), "killed by the leader"
+	g.plan.attempts = append(g.plan.attempts, rec)
 	g.plan.kill = append(g.plan.kill, g.attemptOf(j))
 	g.untrack(j, 0, false)
 }
@@ -169,15 +176,73 @@ func (g *graph) idle() bool {
 	return len(g.issued) == 0 && g.readyLen() == 0 && g.backoff.Len() == 0
 }
 
-// attemptEnded applies the end of an attempt and returns the failure it
-// charged ("" for a success, or an event that changed nothing).
+// attemptEnded applies the end of an attempt, records it, and returns
+// the failure it charged ("" for a success, or an event that changed
+// nothing).
 func (g *graph) attemptEnded(e *event) string {
+	if e.j.state != jobstore.StatePending {
+		if e.fin != nil {
+			g.untrack(e.j, e.fin.WallTime, e.fin.ExitCode == 0)
+		}
+		return "" // settled meanwhile (skipped, cancelled)
+	}
+	rec := g.newRecord(e.j, e)
+	msg := g.applyEnd(e)
+	rec.OK = msg == "" && e.out != nil && e.out.OK
+	if !rec.OK {
+		rec.Error = msg
+	}
+	g.plan.attempts = append(g.plan.attempts, rec)
+	return msg
+}
+
+// newRecord starts the record of j's attempt, which e ended (nil: it is
+// being killed).
+func (g *graph) newRecord(j *ljob, e *event) jobstore.Attempt {
+	a := g.attemptOf(j)
+	rec := jobstore.Attempt{
+		Job: j.id, N: int(j.tries) + 1, Epoch: a.epoch, Seq: a.seq,
+		Kind: j.kind, Name: j.extra().name, Preds: j.preds, Requirements: *j.req,
+		Backing: j.extra().backing.id, End: g.now(),
+	}
+	if at, ok := g.issuedAt[j.bsID]; ok && j.where == isIssued {
+		rec.BatchID, rec.Start = strconv.FormatInt(int64(j.bsID), 10), time.Unix(0, at)
+	}
+	if e == nil {
+		return rec
+	}
+	rec.Log = e.log
+	switch {
+	case e.fin != nil:
+		rec.Reason, rec.ExitCode, rec.Wall, rec.Node = e.fin.Reason.String(), e.fin.ExitCode, e.fin.WallTime, e.fin.Node
+		if e.fin.BackingID != "" {
+			rec.Backing = e.fin.BackingID
+		}
+	case e.out != nil:
+		rec.Reason = batchsystem.Finished.String() // found after its leader stopped
+	default:
+		rec.Reason, rec.ExitCode = "not issued", -1
+	}
+	if o := e.out; o != nil {
+		if !o.Started.IsZero() {
+			rec.Start = o.Started
+		}
+		if !o.Ended.IsZero() {
+			rec.End = o.Ended
+		}
+		rec.CPU, rec.MaxRSS = o.CPU, o.MaxRSS
+	}
+	if rec.Wall == 0 && !rec.Start.IsZero() {
+		rec.Wall = rec.End.Sub(rec.Start)
+	}
+	return rec
+}
+
+// applyEnd is attemptEnded's transition.
+func (g *graph) applyEnd(e *event) string {
 	j := e.j
 	if e.fin != nil {
 		g.untrack(j, e.fin.WallTime, e.fin.ExitCode == 0)
-	}
-	if j.state != jobstore.StatePending {
-		return "" // settled meanwhile (skipped, cancelled)
 	}
 	sv := j.svc()
 	if e.out != nil && e.out.OK {

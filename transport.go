@@ -1,7 +1,9 @@
 package gaffer
 
 import (
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/gafferhq/gaffer/batchsystem"
 )
@@ -22,8 +24,9 @@ type transport interface {
 	// cannot outlive their leader.
 	adopt(a attempt, spec *batchsystem.JobSpec) bool
 	// take returns what an ended attempt produced: its outcome, or nil
-	// and, for an attempt that failed, the tail of its log.
-	take(a attempt, fin *batchsystem.FinishedJob) (*outcome, string)
+	// and, for an attempt that failed, the tail of its log; and where
+	// it kept the attempt's log, if it did (logs.go).
+	take(a attempt, fin *batchsystem.FinishedJob) (out *outcome, tail, log string)
 	// starts returns the start reports of services made since the last
 	// call, and a function to call once they are committed.
 	starts() ([]startReport, func())
@@ -38,8 +41,30 @@ type transport interface {
 // that runs jobs in the leader's process, a folder per job under
 // cfg.WorkDir for one that starts worker processes.
 func newTransport(bs batchsystem.BatchSystem, cfg Config, log *slog.Logger) transport {
+	keep := keepLogs{workDir: cfg.WorkDir, limit: cfg.LogLimit, success: cfg.KeepSuccessLogs}
 	if ip, ok := bs.(batchsystem.InProcess); ok && ip.InProcess() {
-		return newMemTransport(log)
+		return newMemTransport(log, keep)
 	}
-	return &dirTransport{log: log, workDir: cfg.WorkDir, command: cfg.WorkerCommand, env: cfg.WorkerEnv}
+	return &dirTransport{log: log, keep: keep, workDir: cfg.WorkDir, command: cfg.WorkerCommand, env: cfg.WorkerEnv}
 }
+
+// batchSystemName names bs in the attempt records: its Name method, if it
+// has one, or else its package ("local", "slurm").
+func batchSystemName(bs batchsystem.BatchSystem) string {
+	if n, ok := bs.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	t := strings.TrimPrefix(fmt.Sprintf("%T", bs), "*")
+	pkg, _, _ := strings.Cut(t, ".")
+	return pkg
+}
+
+// keepLogs says which attempts' logs a transport keeps, where, and how
+// much of each.
+type keepLogs struct {
+	workDir string
+	limit   int64 // -1: none
+	success bool
+}
+
+func (k keepLogs) wants(ok bool) bool { return k.limit >= 0 && (!ok || k.success) }

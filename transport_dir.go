@@ -35,6 +35,7 @@ import (
 // file survives its leader: the next one adopts it (adoptLeftovers).
 type dirTransport struct {
 	log      *slog.Logger
+	keep     keepLogs
 	workDir  string
 	command  []string
 	env      map[string]string
@@ -115,17 +116,24 @@ func (t *dirTransport) workerEnv(cores float64) map[string]string {
 	return env
 }
 
-func (t *dirTransport) take(a attempt, fin *batchsystem.FinishedJob) (*outcome, string) {
+func (t *dirTransport) take(a attempt, fin *batchsystem.FinishedJob) (out *outcome, tail, log string) {
 	dir := jobDir(t.workDir, a.job)
-	out := readOutcome(filepath.Join(dir, resultFile(a.epoch, a.seq)), a.job)
+	src := filepath.Join(dir, logFile(a.epoch, a.seq))
+	out = readOutcome(filepath.Join(dir, resultFile(a.epoch, a.seq)), a.job)
+	failed := out == nil || !out.OK
 	if out != nil && !out.OK && out.LogTail == "" || out == nil && fin.ExitCode != 0 {
-		tail := readTail(filepath.Join(dir, logFile(a.epoch, a.seq)), logTailMax)
-		if out == nil {
-			return nil, tail
+		tail = readTail(src, logTailMax)
+		if out != nil {
+			out.LogTail, tail = tail, ""
 		}
-		out.LogTail = tail
 	}
-	return out, ""
+	if t.keep.wants(!failed) {
+		var err error
+		if log, err = keepLogFile(t.workDir, a, src, t.keep.limit); err != nil {
+			t.log.Warn("keeping a job's log", "job_id", a.job.String(), "err", err)
+		}
+	}
+	return out, tail, log
 }
 
 // starts reads the started folder, which holds only reports not yet
@@ -248,6 +256,7 @@ func workerMain(args []string) int {
 		hooks = fileHooks(dir, &env)
 	}
 	out := runJob(ctx, &env, os.Stderr, nil, hooks)
+	out.CPU, out.MaxRSS = selfUsage()
 	if !out.OK && ctx.Err() != nil {
 		// Stopped by a signal (a kill, a scheduler's time limit): the job
 		// did not finish, so leave no result. The batch system reports

@@ -14,7 +14,8 @@ import (
 // reports its start to another and is stopped by closing its channel.
 // Nothing survives the leader, so nothing is adopted.
 type memTransport struct {
-	log *slog.Logger
+	log  *slog.Logger
+	keep keepLogs
 
 	mu      sync.Mutex
 	mail    map[uint64]*outcome // outcomes by issue number
@@ -22,8 +23,8 @@ type memTransport struct {
 	stops   map[uint64]chan struct{} // services' stop channels by issue number
 }
 
-func newMemTransport(log *slog.Logger) *memTransport {
-	return &memTransport{log: log, mail: map[uint64]*outcome{}, stops: map[uint64]chan struct{}{}}
+func newMemTransport(log *slog.Logger, keep keepLogs) *memTransport {
+	return &memTransport{log: log, keep: keep, mail: map[uint64]*outcome{}, stops: map[uint64]chan struct{}{}}
 }
 
 func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
@@ -42,10 +43,19 @@ func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
 		}}
 	}
 	spec.Run = func(ctx context.Context) error {
-		tail := &tailBuffer{max: logTailMax}
+		tail := &tailBuffer{max: int(max(t.keep.limit, logTailMax))}
 		out := runJob(ctx, env, tail, t.log.Handler(), hooks)
 		if !out.OK {
-			out.LogTail = tail.String()
+			out.LogTail = tail.last(logTailMax)
+		}
+		if b, cut := tail.kept(); t.keep.wants(out.OK) && len(b) > 0 {
+			a := attempt{job: env.Job, epoch: env.Epoch, seq: seq}
+			path, err := keepLogBytes(t.keep.workDir, a, b, cut, t.keep.limit)
+			if err != nil {
+				t.log.Warn("keeping a job's log", "job_id", env.Job.String(), "err", err)
+			} else {
+				out.keptLog = path
+			}
 		}
 		t.mu.Lock()
 		t.mail[seq] = out
@@ -60,12 +70,15 @@ func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
 
 func (t *memTransport) adopt(attempt, *batchsystem.JobSpec) bool { return false }
 
-func (t *memTransport) take(a attempt, _ *batchsystem.FinishedJob) (*outcome, string) {
+func (t *memTransport) take(a attempt, _ *batchsystem.FinishedJob) (*outcome, string, string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := t.mail[a.seq]
 	delete(t.mail, a.seq)
-	return out, ""
+	if out == nil {
+		return nil, "", ""
+	}
+	return out, "", out.keptLog
 }
 
 func (t *memTransport) starts() ([]startReport, func()) {

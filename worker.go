@@ -66,7 +66,13 @@ type outcome struct {
 	Graph     *fragment       `json:"graph,omitempty"`
 	LogTail   string          `json:"log_tail,omitempty"`
 	Started   time.Time       `json:"started"`
-	Ended     time.Time       `json:"ended"`
+	// The worker process's CPU time and peak resident memory (bytes),
+	// where the platform tells; 0 in-process.
+	CPU    time.Duration `json:"cpu,omitempty"`
+	MaxRSS int64         `json:"max_rss,omitempty"`
+	// keptLog is where the transport kept the attempt's log, if it did.
+	keptLog string
+	Ended   time.Time `json:"ended"`
 }
 
 // logTailMax is how much of a failed attempt's log its error keeps.

@@ -124,6 +124,7 @@ type FinishedJob struct {
 	Reason    ExitReason    // why it stopped
 	WallTime  time.Duration // how long it ran; 0 when unknown
 	BackingID string        // the job's ID in the backing scheduler (a Slurm job ID), if any
+	Node      string        // the machine that ran it, if the batch system knows
 	Message   string        // a short explanation for a human, if any
 }
 

@@ -30,6 +30,9 @@ var (
 	bucketJobs    = []byte("jobs")
 	bucketResults = []byte("results")
 	bucketShared  = []byte("shared")
+	// bucketAttempts is made by the first write of an attempt: stores
+	// from before attempts were recorded have none.
+	bucketAttempts = []byte("attempts")
 
 	keyMagic      = []byte("magic")
 	keySchema     = []byte("schema")
@@ -464,4 +467,40 @@ func (t *boltTx) SetRootResult(value []byte) error {
 		value = []byte("null")
 	}
 	return t.tx.Bucket(bucketMeta).Put(keyRootResult, value)
+}
+
+func (t *boltTx) PutAttempt(a *Attempt) error {
+	b, err := t.tx.CreateBucketIfNotExists(bucketAttempts)
+	if err != nil {
+		return err
+	}
+	v := encodeAttempt(t.scratch[:0], a)
+	t.scratch = v
+	if len(v) > 4096 {
+		v = slices.Clone(v) // keep hands big values to bbolt as they are
+	}
+	return b.Put(t.keep(attemptKey(a)), t.keep(v))
+}
+
+func (t *boltTx) Attempts(job JobID) iter.Seq2[*Attempt, error] {
+	return func(yield func(*Attempt, error) bool) {
+		b := t.tx.Bucket(bucketAttempts)
+		if b == nil {
+			return
+		}
+		c := b.Cursor()
+		k, v := c.First()
+		if job != 0 {
+			k, v = c.Seek(key(job))
+		}
+		for ; k != nil; k, v = c.Next() {
+			a, err := decodeAttempt(k, v)
+			if err == nil && job != 0 && a.Job != job {
+				return
+			}
+			if !yield(a, err) || err != nil {
+				return
+			}
+		}
+	}
 }

@@ -93,6 +93,9 @@ type ReadTx interface {
 	// RootResult returns the workflow's final value; ErrNotFound until the
 	// workflow has succeeded.
 	RootResult() ([]byte, error)
+	// Attempts yields the recorded attempts of job, or of every job when
+	// job is 0, by job and then in the order they were issued.
+	Attempts(job JobID) iter.Seq2[*Attempt, error]
 }
 
 // Tx reads and writes a store. Its methods do not keep the *Job or the
@@ -120,6 +123,9 @@ type Tx interface {
 	DeleteSharedFile(name string) error
 	// SetRootResult records the workflow's final value.
 	SetRootResult(value []byte) error
+	// PutAttempt records an attempt; one with the same Job, Epoch and Seq
+	// is replaced.
+	PutAttempt(a *Attempt) error
 }
 
 // Errors a Store returns. Implementations wrap them with detail.

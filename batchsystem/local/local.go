@@ -444,7 +444,7 @@ func (s *System) finish(j *job, code int, msg string) {
 		return
 	}
 	s.finished = append(s.finished, batchsystem.FinishedJob{
-		ID: j.id, ExitCode: code, Reason: batchsystem.Finished, WallTime: wall, Message: msg,
+		ID: j.id, ExitCode: code, Reason: batchsystem.Finished, WallTime: wall, Message: msg, Node: hostname,
 	})
 	select {
 	case s.notify <- struct{}{}:
@@ -660,3 +660,6 @@ func freeDisk(dir string) int64 {
 	}
 	return cmp.Or(int64(st.Bavail)*int64(st.Bsize), 1<<30)
 }
+
+// hostname names the machine in the jobs' reports.
+var hostname, _ = os.Hostname()

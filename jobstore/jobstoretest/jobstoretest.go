@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("FailedUpdateLeavesNothing", func(t *testing.T) { testRollback(t, open) })
 	t.Run("ResultsOutliveJobs", func(t *testing.T) { testResults(t, open) })
 	t.Run("SharedFiles", func(t *testing.T) { testShared(t, open) })
+	t.Run("AttemptsByJobInIssueOrder", func(t *testing.T) { testAttempts(t, open) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("ClosedStoreRefuses", func(t *testing.T) { testClosed(t, open) })
 }
@@ -256,6 +257,50 @@ func testShared(t *testing.T, open Opener) {
 		require.ErrorIs(t, err, jobstore.ErrNotFound)
 		return nil
 	}))
+}
+
+func testAttempts(t *testing.T, open Opener) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := mustOpen(t, open, dir)
+	at := time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)
+	full := jobstore.Attempt{
+		Job: 7, N: 2, Epoch: 3, Seq: 40, Kind: "k", Name: "seven", Preds: []jobstore.JobID{1, 5},
+		Requirements: batchsystem.Requirements{Cores: 0.5, Memory: 1 << 30, Disk: 2 << 30, Preemptible: true, Walltime: time.Hour,
+			Accelerators: []batchsystem.Accelerator{{Kind: "gpu", Count: 2, Model: "m"}}},
+		BatchSystem: "slurm", BatchID: "12", Backing: "4711", Node: "n1",
+		Start: at, End: at.Add(time.Second), Wall: time.Second, CPU: 900 * time.Millisecond, MaxRSS: 64 << 20,
+		ExitCode: 1, Reason: "failed", Error: "boom", Log: "/w/logs/7/2-3.40.log",
+	}
+	bare := jobstore.Attempt{Job: 7, N: 1, Epoch: 2, Seq: 9, Kind: "k", OK: true, Reason: "finished"}
+	other := jobstore.Attempt{Job: 8, N: 1, Epoch: 3, Seq: 41, Kind: "j", OK: true}
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error {
+		for _, a := range []jobstore.Attempt{other, full, bare} {
+			if err := tx.PutAttempt(&a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, s.Close())
+	s = mustOpen(t, open, dir)
+	defer s.Close()
+	collect := func(job jobstore.JobID) (out []jobstore.Attempt) {
+		require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
+			for a, err := range tx.Attempts(job) {
+				if err != nil {
+					return err
+				}
+				out = append(out, *a)
+			}
+			return nil
+		}))
+		return out
+	}
+	require.Equal(t, []jobstore.Attempt{bare, full}, collect(7), "a job's attempts, in the order they were issued")
+	require.Equal(t, []jobstore.Attempt{other}, collect(8))
+	require.Empty(t, collect(9))
+	require.Equal(t, []jobstore.Attempt{bare, full, other}, collect(0), "every attempt")
 }
 
 func testReopen(t *testing.T, open Opener) {
