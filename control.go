@@ -143,7 +143,8 @@ func (l *Leader) control(ctx context.Context) error {
 // status says it all.
 func (g *graph) cancelWorkflow() {
 	g.end(jobstore.StatusCancelled)
-	for _, j := range g.issued {
+	for _, is := range g.issued {
+		j := is.j
 		g.killAttempt(j)
 	}
 }

@@ -125,7 +125,8 @@ func (l *Leader) deadlockError(svcs []*ljob, running map[batchsystem.ID]time.Dur
 			}
 		}
 	}
-	for _, j := range l.g.issued {
+	for _, is := range l.g.issued {
+		j := is.j
 		if _, run := running[j.bsID]; !run {
 			add(j)
 		}

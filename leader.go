@@ -456,7 +456,7 @@ const servicePoll = 50 * time.Millisecond
 // what the transport brought back, to the graph. It returns the job, or
 // nil for a report of no attempt the graph has issued.
 func (l *Leader) attemptEnded(fin *batchsystem.FinishedJob) *ljob {
-	j := l.g.issued[fin.ID]
+	j := l.g.issued[fin.ID].j
 	if j == nil {
 		// A job the leader killed (rescued, cancelled), or a report twice.
 		l.log.Debug("batch system reported a job the leader does not track", "batch_id", fin.ID)

@@ -34,10 +34,9 @@ type graph struct {
 	// issued is the one index of issued attempts, by batch system ID.
 	// track and untrack are the only writers, of it and of the job's
 	// where, bsID and seq.
-	issued     map[batchsystem.ID]*ljob
-	issuedAt   map[batchsystem.ID]int64 // when, UnixNano on g.now, for the attempt records
-	issuedSvcs int                      // services among issued
-	missing    map[batchsystem.ID]int   // rescue checks each issued job was missing for
+	issued     map[batchsystem.ID]issuedAttempt
+	issuedSvcs int                    // services among issued
+	missing    map[batchsystem.ID]int // rescue checks each issued job was missing for
 
 	plan *plan
 
@@ -69,7 +68,7 @@ type graph struct {
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
 		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, perKind: map[string]int{}, reqs: map[reqKey]*Requirements{},
-		issued: map[batchsystem.ID]*ljob{}, issuedAt: map[batchsystem.ID]int64{}, missing: map[batchsystem.ID]int{}, plan: newPlan(),
+		issued: map[batchsystem.ID]issuedAttempt{}, missing: map[batchsystem.ID]int{}, plan: newPlan(),
 		outcome: jobstore.StatusRunning, nextID: 1,
 		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
 	}

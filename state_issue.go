@@ -23,6 +23,13 @@ import (
 // track and untrack keep the issued index, the only record of what is
 // issued.
 
+// issuedAttempt is an entry of the issued index: the job, and when its
+// attempt was issued (UnixNano on the graph's clock), for its record.
+type issuedAttempt struct {
+	j  *ljob
+	at int64
+}
+
 // attempt names one attempt of a job as the transports and the batch
 // system know it: the issue (epoch and number) that names its files, and
 // the batch system's ID once issued.
@@ -125,8 +132,7 @@ func (g *graph) requeue(j *ljob) {
 
 func (g *graph) track(j *ljob, id batchsystem.ID) {
 	j.where, j.bsID = isIssued, id
-	g.issued[id] = j
-	g.issuedAt[id] = g.now().UnixNano()
+	g.issued[id] = issuedAttempt{j: j, at: g.now().UnixNano()}
 	if j.svc() != nil {
 		g.issuedSvcs++
 	}
@@ -143,7 +149,6 @@ func (g *graph) untrack(j *ljob, wall time.Duration, ok bool) {
 	g.plan.forget = append(g.plan.forget, g.attemptOf(j))
 	id := j.bsID
 	delete(g.issued, id)
-	delete(g.issuedAt, id)
 	delete(g.missing, id)
 	if j.svc() != nil {
 		g.issuedSvcs--
@@ -205,8 +210,8 @@ func (g *graph) newRecord(j *ljob, e *event) jobstore.Attempt {
 		Kind: j.kind, Name: j.extra().name, Preds: j.preds, Requirements: *j.req,
 		Backing: j.extra().backing.id, End: g.now(),
 	}
-	if at, ok := g.issuedAt[j.bsID]; ok && j.where == isIssued {
-		rec.BatchID, rec.Start = strconv.FormatInt(int64(j.bsID), 10), time.Unix(0, at)
+	if is, ok := g.issued[j.bsID]; ok && j.where == isIssued {
+		rec.BatchID, rec.Start = strconv.FormatInt(int64(j.bsID), 10), time.Unix(0, is.at)
 	}
 	if e == nil {
 		return rec
@@ -389,10 +394,10 @@ func (g *graph) notAdopted(j *ljob) { j.ext().backing = backingRef{}; j.compact(
 // the leader has just killed: a later leader must issue them again, not
 // adopt jobs that are gone.
 func (g *graph) forgetBackings() {
-	for _, j := range g.issued {
-		if x := j.x; x != nil && x.backing.id != "" {
+	for _, is := range g.issued {
+		if x := is.j.x; x != nil && x.backing.id != "" {
 			x.backing = backingRef{}
-			g.touch(j)
+			g.touch(is.j)
 		}
 	}
 }
@@ -414,7 +419,8 @@ func (g *graph) rescue(listed []batchsystem.ID, running map[batchsystem.ID]time.
 		known[id] = true
 	}
 	var out []event
-	for id, j := range g.issued {
+	for id, is := range g.issued {
+		j := is.j
 		var fin *batchsystem.FinishedJob
 		if known[id] {
 			delete(g.missing, id)
@@ -448,7 +454,7 @@ func (g *graph) rescue(listed []batchsystem.ID, running map[batchsystem.ID]time.
 func (g *graph) onlyServicesRun(running map[batchsystem.ID]time.Duration) []*ljob {
 	svcs := make([]*ljob, 0, len(running))
 	for id := range running {
-		j := g.issued[id]
+		j := g.issued[id].j
 		if j == nil || j.svc() == nil || j.svc().phase != svcRunning {
 			return nil
 		}

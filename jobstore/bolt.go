@@ -237,9 +237,10 @@ func (s *Bolt) recoverCorrupt(err *error) {
 }
 
 type boltTx struct {
-	tx      *bolt.Tx
-	scratch []byte // reused by encodeValue
-	arena   []byte // values and keys handed to bbolt, which keeps them until the commit
+	tx       *bolt.Tx
+	attempts *bolt.Bucket // made by the first PutAttempt
+	scratch  []byte       // reused by encodeValue
+	arena    []byte       // values and keys handed to bbolt, which keeps them until the commit
 }
 
 // keep copies b into the transaction's arena. bbolt holds every key and
@@ -470,10 +471,16 @@ func (t *boltTx) SetRootResult(value []byte) error {
 }
 
 func (t *boltTx) PutAttempt(a *Attempt) error {
-	b, err := t.tx.CreateBucketIfNotExists(bucketAttempts)
-	if err != nil {
-		return err
+	if t.attempts == nil {
+		b, err := t.tx.CreateBucketIfNotExists(bucketAttempts)
+		if err != nil {
+			return err
+		}
+		// Attempts of later jobs come later: appended, as jobs are.
+		b.FillPercent = 0.9
+		t.attempts = b
 	}
+	b := t.attempts
 	v := encodeAttempt(t.scratch[:0], a)
 	t.scratch = v
 	if len(v) > 4096 {
