@@ -117,6 +117,14 @@ type Config struct {
 	LogLimit        int64
 	KeepSuccessLogs bool
 
+	// MaxLeaderDeaths: a job running in the leader's process each of
+	// the last MaxLeaderDeaths times a leader died (killed it with
+	// os.Exit, a crash outside Go, its memory) is charged a failed
+	// attempt, so that resuming does not die again for ever. 0 means 3;
+	// -1 never charges. Jobs in worker processes are never charged for
+	// their leader's death.
+	MaxLeaderDeaths int
+
 	// NoSync skips fsync at commits: faster, not durable. Tests only.
 	NoSync bool
 	// Logger receives the leader's structured logs; nil means silence.
@@ -223,6 +231,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.LogLimit = 1 << 20
 	case c.LogLimit < -1:
 		return c, fmt.Errorf("gaffer: Config.LogLimit %d: use -1 to keep no logs", c.LogLimit)
+	}
+	switch {
+	case c.MaxLeaderDeaths == 0:
+		c.MaxLeaderDeaths = 3
+	case c.MaxLeaderDeaths < -1:
+		return c, fmt.Errorf("gaffer: Config.MaxLeaderDeaths %d: use -1 to never charge", c.MaxLeaderDeaths)
 	}
 	if c.ControlInterval <= 0 {
 		c.ControlInterval = time.Second

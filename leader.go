@@ -106,6 +106,9 @@ func (l *Leader) Close() error {
 	if l.ownsBS && l.bs != nil {
 		errs = append(errs, l.bs.Shutdown(context.Background()))
 	}
+	if l.tr != nil {
+		errs = append(errs, l.tr.close())
+	}
 	if l.ownsStore && l.store != nil {
 		errs = append(errs, l.store.Close())
 	}
@@ -246,6 +249,11 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		if err := l.load(ctx, root); err != nil {
 			return err
 		}
+		if m.Status == jobstore.StatusRunning {
+			if err := l.takeLeaderDeaths(); err != nil {
+				return err
+			}
+		}
 		if m.Status == jobstore.StatusFailed {
 			// Run again after a failure: what failed runs again.
 			n := g.restart()
@@ -325,6 +333,9 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	}
 	for _, id := range badBacking {
 		l.log.Warn("unreadable backing ID; issuing the job again", "job_id", id.String())
+	}
+	if err := g.countsMatch(l.meta.Kinds); err != nil {
+		return fmt.Errorf("%w: %s: %w", jobstore.ErrCorrupt, l.cfg.Store, err)
 	}
 	r := g.jobs[l.meta.Root]
 	if r == nil {
@@ -462,9 +473,13 @@ func (l *Leader) attemptEnded(fin *batchsystem.FinishedJob) *ljob {
 		l.log.Debug("batch system reported a job the leader does not track", "batch_id", fin.ID)
 		return nil
 	}
-	out, tail, log := l.tr.take(l.g.attemptOf(j), fin)
+	tk := l.tr.take(l.g.attemptOf(j), fin)
+	e := event{j: j, fin: fin, out: tk.out, logTail: tk.tail, log: tk.log}
+	if tk.err != nil {
+		e.msg = fmt.Sprintf("its result could not be read (exit code %d): %v", fin.ExitCode, tk.err)
+	}
 	attemptNo := j.tries + 1
-	if msg := l.g.attemptEnded(&event{j: j, fin: fin, out: out, logTail: tail, log: log}); msg != "" {
+	if msg := l.g.attemptEnded(&e); msg != "" {
 		l.log.Debug("job attempt failed", "job_id", j.id.String(), "job_kind", j.kind, "attempt", attemptNo, "err", msg)
 	}
 	return j

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(envRequestCancel); dir != "" {
 		os.Exit(requestCancelMain(dir))
 	}
+	if store := os.Getenv(envExitStore); store != "" {
+		os.Exit(exitLeaderMain(store))
+	}
 	if store := os.Getenv(envLeaderStore); store != "" {
 		os.Exit(leaderMain(store))
 	}

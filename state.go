@@ -2,6 +2,8 @@ package gaffer
 
 import (
 	"container/heap"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -132,7 +134,7 @@ func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
 	}
 	backing, backingOK := parseBackingRef(r.Backing)
 	x := jobExtra{name: r.Name, lastError: r.LastError, logTail: r.LogTail, backing: backing,
-		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore}
+		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore, deaths: int32(r.LeaderDeaths)}
 	if r.ServiceOf != 0 {
 		x.svc = &svcInfo{client: r.ServiceOf, parent: r.ParentService}
 	}
@@ -154,6 +156,26 @@ func (g *graph) add(j *ljob) {
 	if j.state == jobstore.StateFailed && j.extra().lastError != "" {
 		g.failedOwn = append(g.failedOwn, j.id)
 	}
+}
+
+// countsMatch checks the records loaded against the store's count of
+// them by type (nil: a store from before the count): a record lost to a
+// damaged page would otherwise pass for a job that is done.
+func (g *graph) countsMatch(want map[string]int) error {
+	if want == nil || maps.Equal(want, g.perKind) {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if g.perKind[k] != want[k] {
+			return fmt.Errorf("the store counts %d records of type %q and holds %d", want[k], k, g.perKind[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(g.perKind)) {
+		if _, ok := want[k]; !ok {
+			return fmt.Errorf("the store holds %d records of type %q and counts none", g.perKind[k], k)
+		}
+	}
+	return nil
 }
 
 // count adds d to the counters j's state belongs to.

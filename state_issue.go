@@ -192,6 +192,10 @@ func (g *graph) attemptEnded(e *event) string {
 		return "" // settled meanwhile (skipped, cancelled)
 	}
 	rec := g.newRecord(e.j, e)
+	if x := e.j.x; x != nil && x.deaths != 0 {
+		x.deaths = 0 // it ended: the leader deaths were not in a row
+		g.touch(e.j)
+	}
 	msg := g.applyEnd(e)
 	rec.OK = msg == "" && e.out != nil && e.out.OK
 	if !rec.OK {
@@ -284,6 +288,8 @@ func (g *graph) applyEnd(e *event) string {
 func failureOf(e *event) (msg, tail string, permanent bool) {
 	msg, tail, permanent = e.msg, e.logTail, e.permanent
 	switch {
+	case e.out == nil && e.msg != "":
+		// The leader's own word: not issued, or a result it could not read.
 	case e.out != nil:
 		msg, tail, permanent = e.out.Error, e.out.LogTail, e.out.Permanent
 		if e.fin != nil && e.fin.Reason != batchsystem.Finished && e.fin.Reason != 0 {

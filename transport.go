@@ -23,10 +23,8 @@ type transport interface {
 	// adopted by the batch system; false if this transport's attempts
 	// cannot outlive their leader.
 	adopt(a attempt, spec *batchsystem.JobSpec) bool
-	// take returns what an ended attempt produced: its outcome, or nil
-	// and, for an attempt that failed, the tail of its log; and where
-	// it kept the attempt's log, if it did (logs.go).
-	take(a attempt, fin *batchsystem.FinishedJob) (out *outcome, tail, log string)
+	// take returns what an ended attempt produced.
+	take(a attempt, fin *batchsystem.FinishedJob) taken
 	// starts returns the start reports of services made since the last
 	// call, and a function to call once they are committed.
 	starts() ([]startReport, func())
@@ -35,6 +33,16 @@ type transport interface {
 	// forget drops what the transport keeps for an attempt whose end (or
 	// kill) is committed: its folder, its mailbox entry.
 	forget(a attempt)
+	// close releases what the transport holds once nothing runs.
+	close() error
+}
+
+// taken is what a transport brought back of an ended attempt.
+type taken struct {
+	out  *outcome // nil if none reached the leader
+	tail string   // the end of its log, for an attempt that left no outcome
+	log  string   // where its log was kept (logs.go), if it was
+	err  error    // why its result could not be read, if it could not
 }
 
 // newTransport returns the transport for bs: memory for a batch system

@@ -1,10 +1,12 @@
 package gaffer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"maps"
 	"math"
@@ -116,24 +118,27 @@ func (t *dirTransport) workerEnv(cores float64) map[string]string {
 	return env
 }
 
-func (t *dirTransport) take(a attempt, fin *batchsystem.FinishedJob) (out *outcome, tail, log string) {
+func (t *dirTransport) take(a attempt, fin *batchsystem.FinishedJob) taken {
 	dir := jobDir(t.workDir, a.job)
 	src := filepath.Join(dir, logFile(a.epoch, a.seq))
-	out = readOutcome(filepath.Join(dir, resultFile(a.epoch, a.seq)), a.job)
-	failed := out == nil || !out.OK
-	if out != nil && !out.OK && out.LogTail == "" || out == nil && fin.ExitCode != 0 {
-		tail = readTail(src, logTailMax)
+	var tk taken
+	tk.out, tk.err = readOutcome(filepath.Join(dir, resultFile(a.epoch, a.seq)), a.job, a.epoch, a.seq)
+	out := tk.out
+	if out != nil && !out.OK && out.LogTail == "" || out == nil && (fin.ExitCode != 0 || tk.err != nil) {
+		tail := readTail(src, logTailMax)
 		if out != nil {
-			out.LogTail, tail = tail, ""
+			out.LogTail = tail
+		} else {
+			tk.tail = tail
 		}
 	}
-	if t.keep.wants(!failed) {
+	if t.keep.wants(out != nil && out.OK) {
 		var err error
-		if log, err = keepLogFile(t.workDir, a, src, t.keep.limit); err != nil {
+		if tk.log, err = keepLogFile(t.workDir, a, src, t.keep.limit); err != nil {
 			t.log.Warn("keeping a job's log", "job_id", a.job.String(), "err", err)
 		}
 	}
-	return out, tail, log
+	return tk
 }
 
 // starts reads the started folder, which holds only reports not yet
@@ -170,6 +175,8 @@ func (t *dirTransport) starts() ([]startReport, func()) {
 func (t *dirTransport) stop(a attempt) error {
 	return os.WriteFile(filepath.Join(jobDir(t.workDir, a.job), stopFile(a.epoch, a.seq)), nil, 0o644)
 }
+
+func (t *dirTransport) close() error { return nil }
 
 func (t *dirTransport) forget(a attempt) { t.remove(jobDir(t.workDir, a.job), os.RemoveAll) }
 
@@ -209,26 +216,65 @@ func leftoverResults(workDir string, keep func(JobID) bool, log *slog.Logger) ([
 		}
 		files, _ := filepath.Glob(filepath.Join(dir, "result.*.json"))
 		for _, f := range files {
-			if out := readOutcome(f, id); out != nil {
-				outs = append(outs, out)
+			var epoch, seq uint64
+			if _, err := fmt.Sscanf(filepath.Base(f), "result.%d.%d.json", &epoch, &seq); err != nil {
+				continue // a temporary file
 			}
+			out, err := readOutcome(f, id, epoch, seq)
+			if err != nil {
+				// Not taken: the job runs again.
+				log.Warn("unreadable result left by an earlier leader", "job_id", id.String(), "err", err)
+				continue
+			}
+			outs = append(outs, out)
 		}
 	}
 	return outs, nil
 }
 
-// readOutcome reads a result file of job id; nil if there is none or it
-// is not one.
-func readOutcome(path string, id JobID) *outcome {
+// A result file is a header line with the CRC-32C of the attempt's name
+// (job, epoch, issue number) and the body, then the body: the outcome as
+// JSON. A file that fails the check or does not decode is a failed
+// attempt, with the reason, never a wrong result.
+const resultHeader = "gaffer-result crc32c="
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func resultSum(id JobID, epoch, seq uint64, body []byte) uint32 {
+	name := fmt.Appendf(nil, "%d.%d.%d\n", uint64(id), epoch, seq)
+	return crc32.Update(crc32.Checksum(name, castagnoli), castagnoli, body)
+}
+
+// readOutcome reads the result file of attempt epoch.seq of job id: nil
+// and no error if there is none.
+func readOutcome(path string, id JobID, epoch, seq uint64) (*outcome, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("result file %s: %w", path, err)
+	}
+	body := b
+	if rest, ok := bytes.CutPrefix(b, []byte(resultHeader)); ok {
+		line, after, _ := bytes.Cut(rest, []byte("\n"))
+		want, perr := strconv.ParseUint(string(line), 16, 32)
+		if perr != nil || len(line) != 8 {
+			return nil, fmt.Errorf("result file %s: damaged header %q", path, line)
+		}
+		body = after
+		if got := resultSum(id, epoch, seq, body); uint32(want) != got {
+			return nil, fmt.Errorf("result file %s: checksum mismatch (stored %08x, computed %08x): the file is damaged", path, want, got)
+		}
 	}
 	var out outcome
-	if json.Unmarshal(b, &out) != nil || out.Job != id {
-		return nil
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("result file %s: %w", path, err)
 	}
-	return &out
+	if out.Job != id || out.Epoch != epoch || out.Seq != seq {
+		return nil, fmt.Errorf("result file %s: holds job %s attempt %d.%d, not %s %d.%d", path, out.Job, out.Epoch, out.Seq, id, epoch, seq)
+	}
+	return &out, nil
 }
 
 // The worker's side.
@@ -281,11 +327,12 @@ func workerMain(args []string) int {
 // writeResult writes the outcome into the job's folder atomically: a
 // leader that reads it sees all of it or none.
 func writeResult(dir string, out *outcome) error {
-	b, err := json.Marshal(out)
+	body, err := json.Marshal(out)
 	if err != nil {
 		return fmt.Errorf("encoding result: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, resultFile(out.Epoch, out.Seq)), b, true)
+	b := fmt.Appendf(nil, "%s%08x\n", resultHeader, resultSum(out.Job, out.Epoch, out.Seq, body))
+	return writeFileAtomic(filepath.Join(dir, resultFile(out.Epoch, out.Seq)), append(b, body...), true)
 }
 
 // writeFileAtomic writes b to path by temporary file and rename. With

@@ -14,8 +14,9 @@ import (
 // reports its start to another and is stopped by closing its channel.
 // Nothing survives the leader, so nothing is adopted.
 type memTransport struct {
-	log  *slog.Logger
-	keep keepLogs
+	log     *slog.Logger
+	keep    keepLogs
+	flights *inflight // attempts whose bodies run now (inflight.go); made at the first issue
 
 	mu      sync.Mutex
 	mail    map[uint64]*outcome // outcomes by issue number
@@ -28,6 +29,13 @@ func newMemTransport(log *slog.Logger, keep keepLogs) *memTransport {
 }
 
 func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
+	if t.flights == nil {
+		f, err := openInflight(t.keep.workDir)
+		if err != nil {
+			return err
+		}
+		t.flights = f
+	}
 	seq := env.Seq
 	var hooks *svcHooks
 	if env.Service {
@@ -44,7 +52,9 @@ func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
 	}
 	spec.Run = func(ctx context.Context) error {
 		tail := &tailBuffer{max: int(max(t.keep.limit, logTailMax))}
+		slot := t.flights.enter(attempt{job: env.Job, epoch: env.Epoch, seq: seq})
 		out := runJob(ctx, env, tail, t.log.Handler(), hooks)
+		t.flights.leave(slot)
 		if !out.OK {
 			out.LogTail = tail.last(logTailMax)
 		}
@@ -70,15 +80,15 @@ func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
 
 func (t *memTransport) adopt(attempt, *batchsystem.JobSpec) bool { return false }
 
-func (t *memTransport) take(a attempt, _ *batchsystem.FinishedJob) (*outcome, string, string) {
+func (t *memTransport) take(a attempt, _ *batchsystem.FinishedJob) taken {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := t.mail[a.seq]
 	delete(t.mail, a.seq)
 	if out == nil {
-		return nil, "", ""
+		return taken{}
 	}
-	return out, "", out.keptLog
+	return taken{out: out, log: out.keptLog}
 }
 
 func (t *memTransport) starts() ([]startReport, func()) {
@@ -106,3 +116,5 @@ func (t *memTransport) forget(a attempt) {
 	delete(t.mail, a.seq)
 	delete(t.stops, a.seq)
 }
+
+func (t *memTransport) close() error { return t.flights.close() }

@@ -55,7 +55,8 @@ func attemptKey(a *Attempt) []byte {
 const attemptFormat = 1
 
 // encodeAttempt appends a compact binary form of a (its key holds Job,
-// Epoch and Seq): varints, and strings with their length first.
+// Epoch and Seq): varints, and strings with their length first. The
+// store seals it with a checksum.
 func encodeAttempt(b []byte, a *Attempt) []byte {
 	b = append(b, attemptFormat)
 	u := func(v uint64) { b = binary.AppendUvarint(b, v) }
@@ -110,7 +111,6 @@ func encodeAttempt(b []byte, a *Attempt) []byte {
 	return b
 }
 
-
 func decodeAttempt(k, v []byte) (*Attempt, error) {
 	if len(k) != 24 {
 		return nil, fmt.Errorf("%w: attempt key %x", ErrCorrupt, k)
@@ -123,11 +123,14 @@ func decodeAttempt(k, v []byte) (*Attempt, error) {
 	fail := func(err error) (*Attempt, error) {
 		return nil, fmt.Errorf("%w: attempt %d.%d of job %s: %w", ErrCorrupt, a.Epoch, a.Seq, a.Job, err)
 	}
+	v, err := unseal(k, v)
+	if err != nil {
+		return fail(err)
+	}
 	if len(v) == 0 || v[0] != attemptFormat {
 		return fail(fmt.Errorf("unknown format"))
 	}
 	v = v[1:]
-	var err error
 	u := func() uint64 {
 		x, n := binary.Uvarint(v)
 		if n <= 0 {

@@ -11,6 +11,7 @@ import (
 	"iter"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -86,17 +87,26 @@ func OpenBolt(path string, opts *BoltOptions) (s *Bolt, err error) {
 	case timeout < 0:
 		timeout = time.Nanosecond
 	}
-	// bbolt panics on some damaged files instead of returning an error;
-	// a damaged store must be an error for the caller, never a crash.
+	// bbolt panics on some damaged files instead of returning an error,
+	// and a read of a page past the file's end is a fault: a damaged
+	// store must be an error for the caller, never a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
 		}
 	}()
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         timeout,
-		NoSync:          opts.NoSync,
-		NoFreelistSync:  true,
+		Timeout: timeout,
+		NoSync:  opts.NoSync,
+		// The free list is written at every commit. Without it, opening
+		// a store walks every page to rebuild the list, in a goroutine
+		// of bbolt's own that panics on a damaged page: nothing can
+		// recover that, and the process dies.
+		NoFreelistSync:  false,
 		FreelistType:    bolt.FreelistMapType,
 		ReadOnly:        opts.ReadOnly,
 		InitialMmapSize: cmp.Or(opts.MmapSize, 1<<30),
@@ -200,6 +210,7 @@ func (s *Bolt) View(ctx context.Context, fn func(ReadTx) error) (err error) {
 		return err
 	}
 	defer s.recoverCorrupt(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return s.wrap(s.db.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
 }
 
@@ -210,6 +221,7 @@ func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) (err error) {
 		return err
 	}
 	defer s.recoverCorrupt(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return s.wrap(s.db.Update(func(tx *bolt.Tx) error {
 		// Job IDs only grow, so new jobs and results are appended; full
 		// pages instead of bbolt's half-full splits halve the pages a
@@ -265,7 +277,14 @@ func key(id JobID) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0,
 func (t *boltTx) Meta() (Meta, error) {
 	var m Meta
 	meta := t.tx.Bucket(bucketMeta)
-	if err := json.Unmarshal(meta.Get(keyMeta), &m); err != nil {
+	b, err := openSealed(keyMeta, meta.Get(keyMeta))
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err == nil && m.Status > StatusCancelled {
+		err = fmt.Errorf("unknown workflow status %d", m.Status)
+	}
+	if err != nil {
 		return m, fmt.Errorf("%w: workflow record: %w", ErrCorrupt, err)
 	}
 	v := meta.Get(keyNextID)
@@ -281,7 +300,7 @@ func (t *boltTx) SetMeta(m Meta) error {
 	if err != nil {
 		return err
 	}
-	return t.tx.Bucket(bucketMeta).Put(keyMeta, b)
+	return t.tx.Bucket(bucketMeta).Put(keyMeta, t.sealed(keyMeta, b))
 }
 
 func (t *boltTx) AllocIDs(n int) (JobID, error) {
@@ -305,7 +324,7 @@ func decodeJob(k, v []byte) (*Job, error) {
 		return nil, fmt.Errorf("%w: job key %x", ErrCorrupt, k)
 	}
 	id := JobID(binary.BigEndian.Uint64(k))
-	state, rec, _, err := splitValue(v)
+	state, rec, _, err := splitValue(k, v)
 	if err == nil {
 		var j *Job
 		if j, err = decodeRecord(id, state, rec); err == nil {
@@ -367,7 +386,7 @@ func (t *boltTx) rewrite(id JobID, fn func(state State, rec, input []byte) ([]by
 	if old == nil {
 		return fmt.Errorf("%w: job %s", ErrNotFound, id)
 	}
-	state, rec, input, err := splitValue(old)
+	state, rec, input, err := splitValue(k, old)
 	if err != nil {
 		return fmt.Errorf("%w: job %s: %w", ErrCorrupt, id, err)
 	}
@@ -391,11 +410,12 @@ func (t *boltTx) get(bucket []byte, k []byte, what string) ([]byte, error) {
 }
 
 func (t *boltTx) Input(id JobID) ([]byte, error) {
-	v := t.tx.Bucket(bucketJobs).Get(key(id))
+	k := key(id)
+	v := t.tx.Bucket(bucketJobs).Get(k)
 	if v == nil {
 		return nil, fmt.Errorf("%w: input of job %s", ErrNotFound, id)
 	}
-	_, _, input, err := splitValue(v)
+	_, _, input, err := splitValue(k, v)
 	if err != nil {
 		return nil, fmt.Errorf("%w: job %s: %w", ErrCorrupt, id, err)
 	}
@@ -407,23 +427,69 @@ func (t *boltTx) Input(id JobID) ([]byte, error) {
 
 func (t *boltTx) PutInput(id JobID, input []byte) error {
 	return t.rewrite(id, func(state State, rec, _ []byte) ([]byte, error) {
-		out := make([]byte, 0, 2+binary.MaxVarintLen64+len(rec)+len(input))
+		out := make([]byte, 0, 2+binary.MaxVarintLen64+len(rec)+len(input)+sumLen)
 		out = append(out, byte(state), recordFormat)
 		out = binary.AppendUvarint(out, uint64(len(rec)))
 		out = append(append(out, rec...), input...)
-		return out, nil
+		return seal(key(id), out), nil
 	})
 }
 
 func (t *boltTx) Result(id JobID) ([]byte, error) {
-	return t.get(bucketResults, key(id), "result of job "+id.String())
+	return t.getSealed(bucketResults, key(id), "result of job "+id.String())
 }
 
 func (t *boltTx) PutResult(id JobID, value []byte) error {
 	if value == nil {
 		value = []byte("null")
 	}
-	return t.tx.Bucket(bucketResults).Put(key(id), value)
+	k := key(id)
+	return t.tx.Bucket(bucketResults).Put(t.keep(k), t.sealed(k, value))
+}
+
+// Results, the root's result and the workflow record are stored sealed:
+// a zero byte (no JSON value starts with one), the CRC-32C of key and
+// value, then the value. A value without the zero byte is from a gaffer
+// that did not seal them, and is read as it is.
+
+// sealed returns value sealed for key, in memory that lives until the
+// commit.
+func (t *boltTx) sealed(key, value []byte) []byte {
+	b := append(t.scratch[:0], 0)
+	b = binary.BigEndian.AppendUint32(b, checksum(key, value))
+	b = append(b, value...)
+	t.scratch = b
+	if len(b) > 4096 {
+		return slices.Clone(b) // keep hands big values to bbolt as they are
+	}
+	return t.keep(b)
+}
+
+// getSealed reads the sealed value of k in bucket, checked.
+func (t *boltTx) getSealed(bucket, k []byte, what string) ([]byte, error) {
+	v := t.tx.Bucket(bucket).Get(k)
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	v, err := openSealed(k, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, what, err)
+	}
+	return bytes.Clone(v), nil
+}
+
+func openSealed(k, v []byte) ([]byte, error) {
+	if len(v) == 0 || v[0] != 0 {
+		return v, nil
+	}
+	if len(v) < 1+sumLen {
+		return nil, errShort
+	}
+	body := v[1+sumLen:]
+	if want, got := binary.BigEndian.Uint32(v[1:]), checksum(k, body); want != got {
+		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	return body, nil
 }
 
 var sharedName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
@@ -460,14 +526,14 @@ func (t *boltTx) DeleteSharedFile(name string) error {
 }
 
 func (t *boltTx) RootResult() ([]byte, error) {
-	return t.get(bucketMeta, keyRootResult, "root result")
+	return t.getSealed(bucketMeta, keyRootResult, "root result")
 }
 
 func (t *boltTx) SetRootResult(value []byte) error {
 	if value == nil {
 		value = []byte("null")
 	}
-	return t.tx.Bucket(bucketMeta).Put(keyRootResult, value)
+	return t.tx.Bucket(bucketMeta).Put(keyRootResult, t.sealed(keyRootResult, value))
 }
 
 func (t *boltTx) PutAttempt(a *Attempt) error {
@@ -481,12 +547,13 @@ func (t *boltTx) PutAttempt(a *Attempt) error {
 		t.attempts = b
 	}
 	b := t.attempts
-	v := encodeAttempt(t.scratch[:0], a)
+	k := attemptKey(a)
+	v := seal(k, encodeAttempt(t.scratch[:0], a))
 	t.scratch = v
 	if len(v) > 4096 {
 		v = slices.Clone(v) // keep hands big values to bbolt as they are
 	}
-	return b.Put(t.keep(attemptKey(a)), t.keep(v))
+	return b.Put(t.keep(k), t.keep(v))
 }
 
 func (t *boltTx) Attempts(job JobID) iter.Seq2[*Attempt, error] {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"time"
 
@@ -19,7 +20,40 @@ import (
 // not two million, inside the transaction that creates them. The record
 // is a compact binary form, about 45 bytes for a small job against 110 in
 // JSON; the difference is memory the leader holds until the commit.
-const recordFormat = 1
+//
+// Format 2 ends with a CRC-32C (Castagnoli) of the key and the rest of the
+// value, checked by every read: a damaged record is ErrCorrupt naming it,
+// never a wrong value. Format 1 (no checksum) is still read.
+const recordFormat = 2
+
+const (
+	recordFormatNoSum = 1
+	sumLen            = 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checksum is the CRC-32C of key and then value.
+func checksum(key, value []byte) uint32 {
+	return crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, value)
+}
+
+// seal appends v's checksum, over key and v.
+func seal(key, v []byte) []byte {
+	return binary.BigEndian.AppendUint32(v, checksum(key, v))
+}
+
+// unseal checks and strips the checksum seal appended.
+func unseal(key, v []byte) ([]byte, error) {
+	if len(v) < sumLen {
+		return nil, errShort
+	}
+	body := v[:len(v)-sumLen]
+	if want, got := binary.BigEndian.Uint32(v[len(v)-sumLen:]), checksum(key, body); want != got {
+		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	return body, nil
+}
 
 var errShort = errors.New("record truncated")
 
@@ -93,7 +127,7 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	// Fields added later are written only when set, so that records of
 	// older gaffers (which end here) read back unchanged, and most records
 	// stay as small as before.
-	if len(j.Services) > 0 || j.ServiceOf != 0 || j.ParentService != 0 || len(j.Categories) > 0 {
+	if len(j.Services) > 0 || j.ServiceOf != 0 || j.ParentService != 0 || len(j.Categories) > 0 || j.LeaderDeaths != 0 {
 		r.ids(j.Services)
 		r.u(uint64(j.ServiceOf))
 		r.u(uint64(j.ParentService))
@@ -101,13 +135,17 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 		for _, c := range j.Categories {
 			r.s(c)
 		}
+		if j.LeaderDeaths != 0 {
+			r.u(uint64(j.LeaderDeaths))
+		}
 	}
 
-	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(r.b)+len(input))
+	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(r.b)+len(input)+sumLen)
 	out = append(out, byte(j.State), recordFormat)
 	out = binary.AppendUvarint(out, uint64(len(r.b)))
 	out = append(out, r.b...)
-	return append(out, input...), nil
+	out = append(out, input...)
+	return seal(key(j.ID), out), nil
 }
 
 type dec struct {
@@ -196,12 +234,19 @@ func (d *dec) ids() IDList {
 	return l
 }
 
-// splitValue returns the record bytes and the input of a stored value.
-func splitValue(v []byte) (state State, rec, input []byte, err error) {
+// splitValue checks the stored value v of key and returns its state,
+// record bytes and input.
+func splitValue(key, v []byte) (state State, rec, input []byte, err error) {
 	if len(v) < 3 {
 		return 0, nil, nil, errShort
 	}
-	if v[1] != recordFormat {
+	switch v[1] {
+	case recordFormat:
+		if v, err = unseal(key, v); err != nil {
+			return 0, nil, nil, err
+		}
+	case recordFormatNoSum:
+	default:
 		return 0, nil, nil, fmt.Errorf("unknown record format %d", v[1])
 	}
 	n, k := binary.Uvarint(v[2:])
@@ -256,6 +301,9 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 			for k := range j.Categories {
 				j.Categories[k] = d.s()
 			}
+		}
+		if d.err == nil && len(d.b) > 0 {
+			j.LeaderDeaths = int(d.u())
 		}
 	}
 	if d.err != nil {

@@ -106,6 +106,9 @@ type Job struct {
 	LogTail   string `json:"l,omitempty"`
 	Cause     JobID  `json:"cz,omitempty"`
 
+	// LeaderDeaths counts the leaders that died in a row while the job
+	// ran in their process.
+	LeaderDeaths int `json:"ld,omitempty"`
 	// Backing records where the current attempt runs, for re-adoption by
 	// a later leader (for example a Slurm job ID). Empty when not issued.
 	Backing string `json:"bk,omitempty"`
