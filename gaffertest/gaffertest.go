@@ -127,7 +127,7 @@ func (e env) leader(t *testing.T, dir, phase string) *workflow {
 		DefaultRequirements: gaffer.Requirements{Cores: 0.1, Memory: 16 << 20, Disk: 1 << 20},
 	}
 	if e.open != nil {
-		s, err := e.open(t, filepath.Join(dir, "store"))
+		s, err := e.openStore(t, dir)
 		if err != nil {
 			t.Fatalf("opening the store: %v", err)
 		}
@@ -156,4 +156,14 @@ func (w *workflow) close() {
 		_ = w.store.Close()
 		w.store = nil
 	}
+}
+
+// openStore opens the suite's store under dir with the user's Opener,
+// which, as jobstoretest's, is given a directory that exists.
+func (e env) openStore(t *testing.T, dir string) (jobstore.Store, error) {
+	sd := filepath.Join(dir, "store")
+	if err := os.MkdirAll(sd, 0o755); err != nil {
+		return nil, err
+	}
+	return e.open(t, sd)
 }

@@ -142,7 +142,7 @@ func (e env) storedResults(t *testing.T, dir string, marks []markLine) map[uint6
 	var s jobstore.Store
 	var err error
 	if e.open != nil {
-		s, err = e.open(t, filepath.Join(dir, "store"))
+		s, err = e.openStore(t, dir)
 	} else {
 		s, err = jobstore.OpenBolt(filepath.Join(dir, "wf.db"), &jobstore.BoltOptions{ReadOnly: true})
 	}
