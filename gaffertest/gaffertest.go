@@ -22,7 +22,10 @@
 // when the batch system starts workers as processes: they are the test
 // binary, started again. The leader-restart check also starts the test
 // binary again, as the leader that it kills; that child runs only the
-// subtest that started it.
+// subtest that started it, with the parent's environment, and calls New
+// there. New must make the same system in both processes: an Adopter
+// that names its jobs (a Slurm name prefix) must name them alike, for
+// instance from an environment variable the parent sets with t.Setenv.
 package gaffertest
 
 import (

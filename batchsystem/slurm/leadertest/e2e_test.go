@@ -2,6 +2,7 @@ package leadertest
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -12,11 +13,20 @@ import (
 	"github.com/gafferhq/gaffer/gaffertest"
 )
 
+const envE2EPrefix = "GAFFER_LT_E2E_PREFIX"
+
 // The end-to-end suite on the real cluster: its killed leader's Slurm
 // jobs run on and the next leader adopts them.
 func TestEndToEnd(t *testing.T) {
 	needCluster(t)
-	prefix := uniquePrefix("e2e")
+	// The suite's killed leader is this test binary started again: it
+	// must name its Slurm jobs as the next leader does, or the next
+	// leader cannot adopt them. The prefix goes to it by environment.
+	prefix := os.Getenv(envE2EPrefix)
+	if prefix == "" {
+		prefix = uniquePrefix("e2e")
+		t.Setenv(envE2EPrefix, prefix)
+	}
 	gaffertest.RunBatchSystem(t, gaffertest.BatchSystemConfig{
 		New: func(t *testing.T) batchsystem.BatchSystem {
 			bs, err := slurm.New(slurm.Options{PollInterval: pollInterval, NamePrefix: prefix})
