@@ -532,7 +532,10 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 					return err
 				}
 				if j.inputPromises {
-					if in, err = resolve(tx, in, 0); err != nil {
+					if in, err = resolve(tx, in, 0, l.g.finishedJob); errors.Is(err, jobstore.ErrCorrupt) {
+						return err // the store is damaged, not the job
+					}
+					if err != nil {
 						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: input: %v", j.display(), err), permanent: true})
 						batch[i] = nil
 						continue
@@ -723,7 +726,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 				return err
 			}
 			if hasPromises(v) {
-				if v, err = resolve(tx, v, 0); err != nil {
+				if v, err = resolve(tx, v, 0, l.g.finishedJob); err != nil {
 					return fmt.Errorf("gaffer: resolving the root's value: %w", err)
 				}
 			}

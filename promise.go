@@ -388,7 +388,10 @@ func pathString(p []any) string {
 }
 
 // resolve replaces every promise in b by the value it promises.
-func resolve(tx jobstore.ReadTx, b []byte, depth int) ([]byte, error) {
+// finished, if not nil, tells whether a job has finished for good (its
+// record is gone): a finished job's missing result is a damaged store,
+// not a promise made too early.
+func resolve(tx jobstore.ReadTx, b []byte, depth int, finished func(JobID) bool) ([]byte, error) {
 	return mapPlaceholders(b, func(ph placeholder) ([]byte, error) {
 		if depth > 64 {
 			return nil, fmt.Errorf("%w: promise chain deeper than 64 (a job forwards to itself?)", ErrUnfulfilledPromise)
@@ -397,6 +400,9 @@ func resolve(tx jobstore.ReadTx, b []byte, depth int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: promise of unsaved job #%d", ErrUnfulfilledPromise, -ph.Job)
 		}
 		v, err := tx.Result(JobID(ph.Job))
+		if errors.Is(err, jobstore.ErrNotFound) && finished != nil && finished(JobID(ph.Job)) {
+			return nil, fmt.Errorf("%w: the result of job %s, which has finished, is missing", jobstore.ErrCorrupt, JobID(ph.Job))
+		}
 		if errors.Is(err, jobstore.ErrNotFound) {
 			return nil, fmt.Errorf("%w: job %s has not finished; make the job that reads its result run after it (a child or follow-on)", ErrUnfulfilledPromise, JobID(ph.Job))
 		}
@@ -407,7 +413,7 @@ func resolve(tx jobstore.ReadTx, b []byte, depth int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: result of job %s at %s: %w", ErrUnfulfilledPromise, JobID(ph.Job), pathString(ph.Path), err)
 		}
 		if hasPromises(v) {
-			return resolve(tx, v, depth+1)
+			return resolve(tx, v, depth+1, finished)
 		}
 		return v, nil
 	})

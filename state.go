@@ -656,6 +656,10 @@ func (g *graph) resumed(settled, restart, failed []*ljob, status jobstore.Status
 	}
 }
 
+// finishedJob reports whether job id existed and has finished for good:
+// its record is gone.
+func (g *graph) finishedJob(id JobID) bool { return id > 0 && id < g.nextID && g.jobs[id] == nil }
+
 // issuedIDs lists the batch system IDs of the issued attempts.
 func (g *graph) issuedIDs() []batchsystem.ID {
 	ids := make([]batchsystem.ID, 0, len(g.issued))

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/internal/rusage"
 )
 
 // dirTransport carries attempts to worker processes through a folder per
@@ -302,7 +303,9 @@ func workerMain(args []string) int {
 		hooks = fileHooks(dir, &env)
 	}
 	out := runJob(ctx, &env, os.Stderr, nil, hooks)
-	out.CPU, out.MaxRSS = selfUsage()
+	// Where the platform does not tell, 0: unknown.
+	out.CPU, _ = rusage.CPU()
+	out.MaxRSS, _ = rusage.PeakRSS()
 	if !out.OK && ctx.Err() != nil {
 		// Stopped by a signal (a kill, a scheduler's time limit): the job
 		// did not finish, so leave no result. The batch system reports

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/internal/rusage"
 	"github.com/gafferhq/gaffer/scaler"
 	"github.com/gafferhq/gaffer/scaler/simcluster"
 )
@@ -17,11 +17,8 @@ import (
 // report it per op next to wall time, because on a shared machine wall
 // time also counts other processes' turns.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := rusage.CPU() // 0 where unknown
+	return d
 }
 
 func reportCPU(b *testing.B, start time.Duration) {

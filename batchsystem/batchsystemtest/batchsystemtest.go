@@ -9,7 +9,25 @@
 //
 // The jobs it issues carry both a Command (a /bin/sh script) and a Run
 // function doing the same thing, so the suite fits systems that start
-// processes and systems that run in-process alike.
+// processes and systems that run in-process alike. Jobs named "long" run
+// for an hour; the others for a second or less (a simulator can go by the
+// name).
+//
+// Besides the contract of batchsystem.BatchSystem, the suite checks what
+// adapters most often get wrong:
+//
+//   - a job killed while still queued must never run nor be reported;
+//   - Kill and Shutdown must leave no process behind: not the worker, not
+//     what it started (checked by pid, on Unix, unless
+//     Config.RemoteWorkers);
+//   - the optional interfaces, for a system that implements them:
+//     batchsystem.Adopter, batchsystem.SchedulingStatuser, a clock
+//     (gaffer.Clock: Now() time.Time) and a drainer (scaler.Drainer).
+//
+// A batch system must also leave no worker running beside the next
+// leader's attempt of the same job when its leader dies: the
+// end-to-end suite in package gaffertest checks that with a real leader
+// killed mid-workflow.
 package batchsystemtest
 
 import (
@@ -39,6 +57,10 @@ type Config struct {
 	// Dir is a directory the jobs can write to that the system's workers
 	// share; empty means a t.TempDir().
 	Dir func(t *testing.T) string
+	// RemoteWorkers says that jobs run on other machines, whose processes
+	// the suite cannot look up by pid: the checks that Kill and Shutdown
+	// leave no process behind are then skipped.
+	RemoteWorkers bool
 }
 
 type exitErr int
@@ -68,10 +90,18 @@ func Run(t *testing.T, c Config) {
 	t.Run("FailureCarriesExitCode", s.failure)
 	t.Run("ManyJobsUniqueIDs", s.many)
 	t.Run("KilledJobIsNeverReported", s.kill)
+	t.Run("KilledWhileQueuedNeverRuns", s.killQueued)
 	t.Run("ImpossibleRequestRefused", s.impossible)
 	t.Run("WaitRespectsMaxWaitAndContext", s.wait)
 	t.Run("EnvironmentAndLog", s.envAndLog)
 	t.Run("ShutdownStopsEverything", s.shutdown)
+	t.Run("ShutdownLeavesNoProcess", s.shutdownProcesses)
+	t.Run("Optional", func(t *testing.T) {
+		t.Run("Adopter", s.adopter)
+		t.Run("SchedulingStatuser", s.schedulingStatus)
+		t.Run("Clock", s.clock)
+		t.Run("Drainer", s.drainer)
+	})
 }
 
 type suite struct{ c Config }
@@ -101,6 +131,21 @@ func (s suite) spec(name string, sleep time.Duration, code int) batchsystem.JobS
 			}
 			return nil
 		},
+	}
+}
+
+// waitRunning waits until Running lists id.
+func (s suite) waitRunning(t *testing.T, b batchsystem.BatchSystem, id batchsystem.ID) {
+	t.Helper()
+	deadline := time.Now().Add(s.c.Timeout)
+	for {
+		running, err := b.Running(t.Context())
+		require.NoError(t, err)
+		if _, ok := running[id]; ok {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "job %d never started running", id)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -175,19 +220,15 @@ func (s suite) many(t *testing.T) {
 
 func (s suite) kill(t *testing.T) {
 	b := s.sys(t)
-	long, err := b.Issue(t.Context(), s.spec("long", time.Hour, 0))
+	tr := s.tree(t, "long")
+	long, err := b.Issue(t.Context(), tr.spec)
 	require.NoError(t, err)
-	deadline := time.Now().Add(s.c.Timeout)
-	for {
-		running, err := b.Running(t.Context())
-		require.NoError(t, err)
-		if _, ok := running[long]; ok {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "job never started running")
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.waitRunning(t, b, long)
+	started := tr.waitStarted(t, b, s.c.Timeout)
 	require.NoError(t, b.Kill(t.Context(), []batchsystem.ID{long, 987654}), "unknown IDs are ignored")
+	if started {
+		tr.requireGone(t, "Kill")
+	}
 	running, err := b.Running(t.Context())
 	require.NoError(t, err)
 	require.NotContains(t, running, long)

@@ -14,13 +14,32 @@
 //   - A job that keeps fitting behind a big one can starve the big one, as
 //     in Toil's single-machine batch system; give big jobs their own run.
 //   - Subprocesses run in their own process group, which Kill and the end
-//     of the job both kill, so nothing they start outlives them. They also
-//     die with the leader (Linux parent-death signal): a leader that
-//     restarts finds either their result or nothing.
+//     of the job both kill, so nothing they start outlives them (on Unix;
+//     see below for Windows). Shutdown kills them all.
+//
+// What happens to worker subprocesses when the leader dies without
+// calling Shutdown (SIGKILL, a crash) depends on the operating system
+// (WorkersDieWithLeader):
+//
+//   - Linux and FreeBSD: each worker gets a parent-death signal (SIGKILL),
+//     so it dies with the leader. A leader that restarts finds either a
+//     worker's result or nothing.
+//   - macOS and other Unix systems have no parent-death signal. Workers
+//     of a leader killed hard run on to their end and write their result;
+//     a leader that restarts takes the results of those that finished,
+//     and kills an orphan still running in a job's folder, with its
+//     process group, before it runs that job again (PIDFile).
+//   - Windows has neither process groups nor parent-death signals: Kill
+//     and Shutdown kill the worker process only, not processes it
+//     started, and orphans of a leader killed hard are found by pid as on
+//     macOS.
+//
+// Memory and disk defaults come from /proc/meminfo or sysctl (hw.memsize,
+// hw.physmem) and statfs; on Windows from GlobalMemoryStatusEx and
+// GetDiskFreeSpaceEx.
 package local
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +51,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -344,6 +362,9 @@ func (s *System) spawner() {
 }
 
 func (s *System) spawn(j *job) {
+	if pid := reapOrphan(j.spec.Dir); pid != 0 {
+		s.log.Warn("killed a worker an earlier leader left running", "pid", pid, "job_id", j.spec.JobID, "dir", j.spec.Dir)
+	}
 	cmd, err := s.command(j.spec)
 	if err == nil {
 		err = cmd.Start()
@@ -352,11 +373,12 @@ func (s *System) spawn(j *job) {
 		s.finish(j, batchsystem.ExitUnavailable, "could not start worker: "+err.Error())
 		return
 	}
+	writePIDFile(j.spec.Dir, cmd.Process.Pid)
 	s.mu.Lock()
 	j.cmd = cmd
 	if j.killed {
 		// Killed while starting.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killTree(cmd.Process)
 	}
 	s.mu.Unlock()
 	go s.wait(j, cmd)
@@ -366,7 +388,8 @@ func (s *System) spawn(j *job) {
 func (s *System) wait(j *job, cmd *exec.Cmd) {
 	err := cmd.Wait()
 	// Kill whatever the worker left behind in its process group.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	killTree(cmd.Process)
+	removePIDFile(j.spec.Dir, cmd.Process.Pid)
 	if f, ok := cmd.Stdout.(*os.File); ok {
 		f.Close()
 	}
@@ -420,7 +443,7 @@ func (s *System) command(spec batchsystem.JobSpec) (*exec.Cmd, error) {
 		}
 		cmd.Env = env
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	if spec.LogPath != "" {
 		f, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -471,7 +494,7 @@ func (s *System) Kill(ctx context.Context, ids []batchsystem.ID) error {
 			j.killed = true
 			j.cancel()
 			if j.cmd != nil {
-				_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+				killTree(j.cmd.Process)
 			}
 			wait = append(wait, j)
 			continue
@@ -615,7 +638,7 @@ func (s *System) Shutdown(ctx context.Context) error {
 		j.killed = true
 		j.cancel()
 		if j.cmd != nil {
-			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+			killTree(j.cmd.Process)
 		}
 		wait = append(wait, j)
 	}
@@ -637,28 +660,6 @@ func fmtBytes(n int64) string {
 		return strconv.FormatFloat(float64(n)/mi, 'f', 2, 64) + " MiB"
 	}
 	return strconv.FormatInt(n, 10) + " B"
-}
-
-func machineMemory() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err == nil {
-		for line := range strings.Lines(string(b)) {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
-				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	return 8 << 30 // a guess where /proc is missing; set Options.Memory instead
-}
-
-func freeDisk(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 100 << 30
-	}
-	return cmp.Or(int64(st.Bavail)*int64(st.Bsize), 1<<30)
 }
 
 // hostname names the machine in the jobs' reports.

@@ -18,12 +18,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"syscall"
 	"time"
 
 	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/batchsystem/local"
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
+	"github.com/gafferhq/gaffer/internal/rusage"
 )
 
 func main() {
@@ -162,9 +162,9 @@ func leader(store string, opts local.Options) (*gaffer.Leader, *local.System, er
 
 // peakRSS is the process's peak resident set (workers not included).
 func peakRSS() string {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	n, ok := rusage.PeakRSS()
+	if !ok {
 		return "unknown"
 	}
-	return fmt.Sprintf("%.0f MiB", float64(ru.Maxrss)/1024)
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 }
