@@ -135,6 +135,7 @@ func runDamaged(t *testing.T, b []byte) (int, error) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("status: %v", l.Status())
 		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		_ = os.WriteFile(filepath.Join(os.TempDir(), "gaffer-hung.db"), b, 0o600)
 	}
 	require.False(t, errors.Is(err, context.DeadlineExceeded), "a damaged store hung the leader")
 	return got, err
