@@ -25,14 +25,14 @@ var benchSvc = gaffer.MustRegisterService("bench.svc.service", func(ctx context.
 
 // benchSvcUse returns the value of the service it was given.
 var benchSvcUse = gaffer.MustRegister("bench.svc.use", func(ctx context.Context, jc *gaffer.JobContext, v gaffer.Promise[int]) (int, error) {
-	return v.Value()
+	return v.Get()
 })
 
 // benchSvcClient gives itself a service and a child that uses it.
 var benchSvcClient = gaffer.MustRegister("bench.svc.client", func(ctx context.Context, jc *gaffer.JobContext, n int) (struct{}, error) {
 	s := benchSvc.New(n)
 	jc.AddService(s)
-	jc.AddChild(benchSvcUse.New(s.Value()))
+	jc.AddChild(benchSvcUse.New(s.Result()))
 	return struct{}{}, nil
 })
 
@@ -121,10 +121,10 @@ func benchServices(b *testing.B, s int, poll time.Duration) {
 			b.Fatalf("got %d, err %v", got, err)
 		}
 		st := l.Stats()
-		if st.Issued != 3*s+1 || st.Failed != 0 {
+		if st.Attempts != 3*s+1 || st.Failures != 0 {
 			b.Fatalf("stats %+v, want %d issued and none failed", st, 3*s+1)
 		}
-		events += st.Issued
+		events += st.Attempts
 		l.Close()
 		bs.Shutdown(context.WithoutCancel(b.Context()))
 		b.StartTimer()
@@ -152,7 +152,7 @@ var benchHog = gaffer.MustRegisterService("bench.svc.hog", func(ctx context.Cont
 var benchHogClient = gaffer.MustRegister("bench.svc.hogclient", func(ctx context.Context, jc *gaffer.JobContext, _ struct{}) (int, error) {
 	s := benchHog.New(struct{}{}, gaffer.Cores(1))
 	jc.AddService(s)
-	jc.AddChild(benchSvcUse.New(s.Value(), gaffer.Cores(1)))
+	jc.AddChild(benchSvcUse.New(s.Result(), gaffer.Cores(1)))
 	return 0, nil
 })
 

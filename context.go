@@ -59,13 +59,7 @@ func (jc *JobContext) Kind() string { return jc.kind }
 // Attempt returns 1 on the job's first try, 2 on its first retry, and so on.
 func (jc *JobContext) Attempt() int { return jc.attempt }
 
-func (jc *JobContext) display() string {
-	n := jc.name
-	if n == "" {
-		n = jc.kind
-	}
-	return fmt.Sprintf("%s (%s)", n, jc.id)
-}
+func (jc *JobContext) display() string { return jobstore.DisplayName(jc.name, jc.kind, jc.id.String()) }
 
 // Logger returns a logger whose lines go to the job's log: the worker's
 // log file for subprocess and cluster jobs, an in-memory tail (and the

@@ -217,7 +217,7 @@ func TestResumeRestartsServices(t *testing.T) {
 	root.AddService(svc)
 	first := Block.New(blockIn{test, "first"})
 	root.AddChild(first)
-	first.AddFollowOn(use(test, "then", svc.Value()))
+	first.AddFollowOn(use(test, "then", svc.Result()))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { _, err := l.Run(ctx, root); done <- err }()
@@ -277,7 +277,7 @@ func TestWhyWaitingForService(t *testing.T) {
 	root := step(test, "root")
 	svc := slow.New(0)
 	root.AddService(svc)
-	root.AddChild(use(test, "user", svc.Value()))
+	root.AddChild(use(test, "user", svc.Result()))
 	require.NoError(t, l.Start(t.Context(), root))
 	// root j1, user j2, service j3.
 	for range 100 {

@@ -234,7 +234,7 @@ func TestCancelLeavesAResumableStore(t *testing.T) {
 	l, store := newLeader(t, testOpts{})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
-		for l.Stats().Succeeded < 10 {
+		for l.Stats().Successes < 10 {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()
@@ -247,7 +247,7 @@ func TestCancelLeavesAResumableStore(t *testing.T) {
 	got, err := gaffer.Run(t.Context(), l2, Gate.New(200))
 	require.NoError(t, err)
 	require.Equal(t, 200*199/2, got)
-	require.Less(t, l2.Stats().Succeeded, 200+2, "jobs done before the cancel did not run again")
+	require.Less(t, l2.Stats().Successes, 200+2, "jobs done before the cancel did not run again")
 }
 
 // Gate fans out to n slow-ish leaves.

@@ -65,7 +65,7 @@ func ExampleCollect() {
 		return
 	}
 	fmt.Println("1² + 2² + … + 10² =", sum)
-	fmt.Println("jobs run:", leader.Stats().Succeeded)
+	fmt.Println("jobs run:", leader.Stats().Successes)
 	// Output:
 	// 1² + 2² + … + 10² = 385
 	// jobs run: 12

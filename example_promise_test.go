@@ -28,11 +28,11 @@ type exDialIn struct {
 }
 
 var exDial = gaffer.MustRegister("example.dial", func(ctx context.Context, jc *gaffer.JobContext, in exDialIn) (string, error) {
-	host, err := in.Host.Value()
+	host, err := in.Host.Get()
 	if err != nil {
 		return "", err
 	}
-	port, err := in.Port.Value()
+	port, err := in.Port.Get()
 	if err != nil {
 		return "", err
 	}

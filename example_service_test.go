@@ -26,7 +26,7 @@ type exSvcUseIn struct {
 }
 
 var exSvcUse = gaffer.MustRegister("example.service.use", func(ctx context.Context, jc *gaffer.JobContext, in exSvcUseIn) (string, error) {
-	cache, err := in.Cache.Value()
+	cache, err := in.Cache.Get()
 	if err != nil {
 		return "", err
 	}
@@ -38,7 +38,7 @@ var exSvcUse = gaffer.MustRegister("example.service.use", func(ctx context.Conte
 var exSvcRoot = gaffer.MustRegister("example.service.root", func(ctx context.Context, jc *gaffer.JobContext, key string) (string, error) {
 	cache := exSvcCache.New("genes")
 	jc.AddService(cache)
-	use := exSvcUse.New(exSvcUseIn{Cache: cache.Value(), Key: key})
+	use := exSvcUse.New(exSvcUseIn{Cache: cache.Result(), Key: key})
 	jc.AddChild(use)
 	return gaffer.Forward(jc, use.Result())
 }, exSmall...)

@@ -3,8 +3,11 @@ package gaffer
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gafferhq/gaffer/jobstore"
 )
 
 // Node is any job handle, whatever its result type: a *Job[Out].
@@ -79,20 +82,20 @@ func newNode(template *node, opts []JobOption) *node {
 		n.req = &r
 	}
 	for _, o := range opts {
-		if err := o(n); err != nil && n.err == nil {
+		if o.set == nil {
+			continue // the zero JobOption sets nothing
+		}
+		if err := o.set(n); err != nil && n.err == nil {
 			n.err = fmt.Errorf("job %s: %w", n.display(), err)
 		}
 	}
 	return n
 }
 
-func (n *node) display() string {
-	name := n.name
-	if name == "" {
-		name = n.kind
-	}
-	return fmt.Sprintf("%s (new #%d)", name, -n.tmp)
-}
+func (n *node) display() string { return jobstore.DisplayName(n.name, n.kind, newNumber(n.tmp)) }
+
+// newNumber names a job not yet stored by its temporary number.
+func newNumber(tmp int64) string { return "new #" + strconv.FormatInt(-tmp, 10) }
 
 func (n *node) addEdge(s *node, followOn bool) {
 	graphMu.Lock()

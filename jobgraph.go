@@ -2,8 +2,11 @@ package gaffer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/gafferhq/gaffer/jobstore"
 )
 
 // A fragment is a piece of job graph on its way to the store: the jobs a
@@ -81,13 +84,7 @@ func (f *fragJob) followOns() []int64 {
 	return f.Links.FollowOns
 }
 
-func (f *fragJob) display() string {
-	n := f.name()
-	if n == "" {
-		n = f.Kind
-	}
-	return fmt.Sprintf("%s (new #%d)", n, -f.Tmp)
-}
+func (f *fragJob) display() string { return jobstore.DisplayName(f.name(), f.Kind, newNumber(f.Tmp)) }
 
 func tmps(ns []*node) []int64 {
 	out := make([]int64, len(ns))
@@ -97,14 +94,14 @@ func tmps(ns []*node) []int64 {
 	return out
 }
 
+// collectMark numbers collects; graphMu guards it.
+var collectMark uint32
+
 // collect gathers every job reachable from starts through successor
 // edges into a fragment, sealing them so they cannot be added again.
 // parent is the running job (nil for a workflow's first graph). A job
 // with a predecessor outside the fragment would never run: it is refused,
 // as is any mistake recorded while building.
-// collectMark numbers collects; graphMu guards it.
-var collectMark uint32
-
 func collect(parent *node, starts []*node) (*fragment, error) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
@@ -367,13 +364,7 @@ func checkInputRefs(j *fragJob, idx map[int64]int) error {
 	return nil
 }
 
-func asGraphError(err error, out **GraphError) bool {
-	ge, ok := err.(*GraphError)
-	if ok {
-		*out = ge
-	}
-	return ok
-}
+func asGraphError(err error, out **GraphError) bool { return errors.As(err, out) }
 
 // findCycle looks for a cycle in the graph of waits. Each job p becomes
 // three events: start (its body may run), mid (its children's subtrees

@@ -104,7 +104,10 @@ func newTemplate(name string, types []reflect.Type, opts []JobOption) (*node, er
 	}
 	template := &node{kind: name, req: &Requirements{}, retries: -1}
 	for _, o := range opts {
-		if err := o(template); err != nil {
+		if o.set == nil {
+			continue
+		}
+		if err := o.set(template); err != nil {
 			return nil, fmt.Errorf("gaffer: register %q: %w", name, err)
 		}
 	}

@@ -246,5 +246,5 @@ func TestUnencodableInputValueIsBadInput(t *testing.T) {
 	_, err = l.Run(t.Context(), typ.New(make(chan int)))
 	require.ErrorIs(t, err, gaffer.ErrBadInput)
 	require.Contains(t, err.Error(), name)
-	require.Zero(t, l.Stats().Issued)
+	require.Zero(t, l.Stats().Attempts)
 }

@@ -613,7 +613,7 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	}
 	l.g.issuedAs(j, id, backing)
 	l.lastProgress = time.Now()
-	if l.stats.Issued++; l.stats.Issued == 1 {
+	if l.stats.Attempts++; l.stats.Attempts == 1 {
 		l.stats.FirstIssue = time.Since(l.runStart)
 	}
 	l.log.Debug("job issued", "job_id", j.id.String(), "job_kind", j.kind, "batch_id", id, "attempt", j.tries+1)
@@ -644,8 +644,8 @@ func (l *Leader) apply(ctx context.Context) error {
 		l.meta, l.metaDirty = m, false
 		l.stats.Commits++
 	}
-	l.stats.Succeeded += p.succeed
-	l.stats.Failed += p.failed
+	l.stats.Successes += p.succeed
+	l.stats.Failures += p.failed
 	for _, a := range p.stop {
 		if !l.g.isIssued(a) {
 			continue // ended meanwhile

@@ -129,12 +129,12 @@ type useIn struct {
 }
 
 var Use = gaffer.MustRegister("test.use", func(ctx context.Context, jc *gaffer.JobContext, in useIn) (string, error) {
-	a, err := in.A.Value()
+	a, err := in.A.Get()
 	if err != nil {
 		return "", err
 	}
-	b, _ := in.B1.Value()
-	k, _ := in.K.Value()
+	b, _ := in.B1.Get()
+	k, _ := in.K.Get()
 	return fmt.Sprintf("%s:%d:%s:%s", in.Note, a, b, k), nil
 })
 
@@ -199,7 +199,7 @@ func TestFailedJobIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, got, "the retry is attempt 2")
 	require.Equal(t, int32(2), flakyRuns.Load())
-	require.Equal(t, 1, l.Stats().Failed)
+	require.Equal(t, 1, l.Stats().Failures)
 }
 
 // Broken always fails, after logging a line.

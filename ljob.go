@@ -1,7 +1,6 @@
 package gaffer
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -193,13 +192,7 @@ func (j *ljob) extra() *jobExtra {
 	return j.x
 }
 
-func (j *ljob) display() string {
-	n := j.extra().name
-	if n == "" {
-		n = j.kind
-	}
-	return fmt.Sprintf("%s (%s)", n, j.id)
-}
+func (j *ljob) display() string { return jobstore.DisplayName(j.extra().name, j.kind, j.id.String()) }
 
 // record fills r with the job as the store keeps it. The leader reuses
 // one record for every write of a transaction.
@@ -241,8 +234,10 @@ func (j *ljob) live() bool {
 	switch j.state {
 	case jobstore.StatePending, jobstore.StateServices, jobstore.StateChildren, jobstore.StateFollowOns:
 		return true
+	case jobstore.StateDone, jobstore.StateFailed, jobstore.StateSkipped, jobstore.StateCancelled:
+		return false
 	}
-	return false
+	return false // no other state is stored (jobstore refuses it)
 }
 
 // hasReached reports whether j's current phase includes s.
@@ -252,6 +247,8 @@ func (j *ljob) hasReached(s JobID) bool {
 		return j.children().Contains(s)
 	case jobstore.StateFollowOns:
 		return j.followOns().Contains(s)
+	case jobstore.StatePending, jobstore.StateServices, jobstore.StateDone, jobstore.StateFailed, jobstore.StateSkipped, jobstore.StateCancelled:
+		// No phase of successors is running.
 	}
 	return false
 }

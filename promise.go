@@ -34,7 +34,7 @@ func (r *promiseRef) at(elem any) *promiseRef {
 
 // Promise is the future return value of a job, or a part of it. Pass it
 // in the input of a job that runs after the promising job; the leader
-// resolves it before that job runs, and the job reads it with Value.
+// resolves it before that job runs, and the job reads it with Get.
 //
 // A Promise can be the whole input (JobType.NewFrom), an element of a
 // Collect, or a field anywhere in an input struct. Once resolved, it
@@ -45,13 +45,13 @@ type Promise[T any] struct {
 	ok  bool
 }
 
-// ErrUnresolved is returned by Promise.Value for a promise that has not
+// ErrUnresolved is returned by Promise.Get for a promise that has not
 // been resolved: one made in the running job rather than received in its
 // input.
 var ErrUnresolved = errors.New("gaffer: promise is not resolved yet; only promises received in a job's input have values")
 
-// Value returns the promised value.
-func (p Promise[T]) Value() (T, error) {
+// Get returns the promised value.
+func (p Promise[T]) Get() (T, error) {
 	if !p.ok {
 		var zero T
 		return zero, ErrUnresolved

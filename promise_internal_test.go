@@ -311,7 +311,7 @@ func TestPromiseJSONRoundTrip(t *testing.T) {
 
 	var back Promise[promised]
 	require.NoError(t, json.Unmarshal(b, &back))
-	got, err := back.Value()
+	got, err := back.Get()
 	require.NoError(t, err)
 	require.Equal(t, v, got)
 
@@ -322,7 +322,7 @@ func TestPromiseJSONRoundTrip(t *testing.T) {
 	require.Equal(t, `{"$gaffer.promise":{"job":12,"path":["addr"]}}`, string(b))
 	var back2 Promise[promised]
 	require.NoError(t, json.Unmarshal(b, &back2))
-	_, err = back2.Value()
+	_, err = back2.Get()
 	require.ErrorIs(t, err, ErrUnresolved)
 	require.NotNil(t, back2.ref)
 	require.Equal(t, jobstore.JobID(12), back2.ref.id)
@@ -350,10 +350,10 @@ func TestPromiseJSONRoundTrip(t *testing.T) {
 	require.Equal(t, `{"p":7,"q":{"$gaffer.promise":{"job":3}}}`, string(b))
 	var h holder
 	require.NoError(t, json.Unmarshal(b, &h))
-	pv, err := h.P.Value()
+	pv, err := h.P.Get()
 	require.NoError(t, err)
 	require.Equal(t, 7, pv)
-	_, err = h.Q.Value()
+	_, err = h.Q.Get()
 	require.ErrorIs(t, err, ErrUnresolved)
 
 	// Resolving the placeholders, as the leader does, gives a value the
@@ -364,7 +364,7 @@ func TestPromiseJSONRoundTrip(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(resolved, &h))
-	qv, err := h.Q.Value()
+	qv, err := h.Q.Get()
 	require.NoError(t, err)
 	require.Equal(t, 99, qv)
 }
@@ -410,7 +410,7 @@ func TestIndexFieldKeyPaths(t *testing.T) {
 	// A zero promise derives a zero promise.
 	zero := Field[int](Promise[promised]{}, "Plain")
 	require.Nil(t, zero.ref)
-	_, err = zero.Value()
+	_, err = zero.Get()
 	require.ErrorIs(t, err, ErrUnresolved)
 }
 
@@ -418,25 +418,25 @@ func TestDeriveFromResolvedPromise(t *testing.T) {
 	v := promised{Addr: "h:1", Ports: []int{80, 443}, Tags: map[string]string{"k": "v"}, Plain: 3}
 	r := Resolved(v)
 
-	addr, err := Field[string](r, "addr").Value()
+	addr, err := Field[string](r, "addr").Get()
 	require.NoError(t, err)
 	require.Equal(t, "h:1", addr)
-	plain, err := Field[int](r, "Plain").Value()
+	plain, err := Field[int](r, "Plain").Get()
 	require.NoError(t, err, "a field without a tag is named by its Go name")
 	require.Equal(t, 3, plain)
-	port, err := Index(Field[[]int](r, "ports"), 1).Value()
+	port, err := Index(Field[[]int](r, "ports"), 1).Get()
 	require.NoError(t, err)
 	require.Equal(t, 443, port)
-	tag, err := Key(Field[map[string]string](r, "tags"), "k").Value()
+	tag, err := Key(Field[map[string]string](r, "tags"), "k").Get()
 	require.NoError(t, err)
 	require.Equal(t, "v", tag)
 
 	// Out of range, a missing field or a wrong type gives no value.
-	_, err = Index(Field[[]int](r, "ports"), 2).Value()
+	_, err = Index(Field[[]int](r, "ports"), 2).Get()
 	require.ErrorIs(t, err, ErrUnresolved)
-	_, err = Field[int](r, "nope").Value()
+	_, err = Field[int](r, "nope").Get()
 	require.ErrorIs(t, err, ErrUnresolved)
-	_, err = Field[int](r, "addr").Value()
+	_, err = Field[int](r, "addr").Get()
 	require.ErrorIs(t, err, ErrUnresolved)
 }
 

@@ -65,90 +65,91 @@ func ParseBytes(s string) (int64, error) {
 }
 
 // JobOption sets something about one job: its requirements, name, retry
-// count. Pass options to JobType.New.
-type JobOption func(*node) error
+// count. Pass options to JobType.New; the functions of this package make
+// them.
+type JobOption struct{ set func(*node) error }
 
 // Cores asks for n cores; fractions are allowed (0.1 is the smallest unit
 // the local batch system accounts).
 func Cores(n float64) JobOption {
-	return func(j *node) error {
+	return JobOption{func(j *node) error {
 		if n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
 			return fmt.Errorf("%w: cores %v", ErrBadRequirement, n)
 		}
 		j.req.Cores = n
 		return nil
-	}
+	}}
 }
 
 // Memory asks for memory, as bytes in a human form ("2Gi", "500M").
 func Memory(size string) JobOption {
-	return func(j *node) (err error) {
+	return JobOption{func(j *node) (err error) {
 		j.req.Memory, err = ParseBytes(size)
 		if err != nil {
 			err = fmt.Errorf("memory: %w", err)
 		}
 		return err
-	}
+	}}
 }
 
 // Disk asks for scratch disk, as bytes in a human form ("10Gi").
 func Disk(size string) JobOption {
-	return func(j *node) (err error) {
+	return JobOption{func(j *node) (err error) {
 		j.req.Disk, err = ParseBytes(size)
 		if err != nil {
 			err = fmt.Errorf("disk: %w", err)
 		}
 		return err
-	}
+	}}
 }
 
 // Accelerators asks for n accelerators of a kind ("gpu").
 func Accelerators(kind string, n int) JobOption {
-	return func(j *node) error {
+	return JobOption{func(j *node) error {
 		if n < 0 || kind == "" {
 			return fmt.Errorf("%w: accelerators %q × %d", ErrBadRequirement, kind, n)
 		}
 		j.req.Accelerators = append(j.req.Accelerators, Accelerator{Kind: kind, Count: n})
 		return nil
-	}
+	}}
 }
 
 // Preemptible lets the job run on a node that may be taken away.
 func Preemptible(ok bool) JobOption {
-	return func(j *node) error { j.req.Preemptible = ok; return nil }
+	return JobOption{func(j *node) error { j.req.Preemptible = ok; return nil }}
 }
 
 // Walltime tells batch systems how long the job may run at most.
 func Walltime(d time.Duration) JobOption {
-	return func(j *node) error {
+	return JobOption{func(j *node) error {
 		if d < 0 {
 			return fmt.Errorf("%w: walltime %v", ErrBadRequirement, d)
 		}
 		j.req.Walltime = d
 		return nil
-	}
+	}}
 }
 
 // WithRequirements sets all requirements at once.
 func WithRequirements(r Requirements) JobOption {
-	return func(j *node) error { *j.req = r; return nil }
+	return JobOption{func(j *node) error { *j.req = r; return nil }}
 }
 
 // Name gives the job a display name, used in logs and errors.
 func Name(name string) JobOption {
-	return func(j *node) error { j.name = name; return nil }
+	return JobOption{func(j *node) error { j.name = name; return nil }}
 }
 
 // Retries sets how many times the job is retried after failing: 0 runs
 // it once. Without this option the leader's Config.RetryCount applies.
 func Retries(n int) JobOption {
-	return func(j *node) error {
+	return JobOption{func(j *node) error {
 		if n < 0 {
 			return fmt.Errorf("%w: retries %d", ErrBadRequirement, n)
 		}
 		j.retries = int32(n)
 		return nil
-	}
+	}}
 }
 
 // Checkpoint makes the job a checkpoint: if its subtree fails totally
@@ -156,14 +157,14 @@ func Retries(n int) JobOption {
 // (charging a try). A checkpoint must have no successors or services
 // when it is submitted; it adds them while it runs.
 func Checkpoint() JobOption {
-	return func(j *node) error { j.checkpoint = true; return nil }
+	return JobOption{func(j *node) error { j.checkpoint = true; return nil }}
 }
 
 // Category makes the job count against the concurrency limits named
 // (Config.CategoryLimits): it is issued only while every one of them has
 // room. Names are free-form, such as "user:alice" or "runner:gpu".
 func Category(names ...string) JobOption {
-	return func(j *node) error {
+	return JobOption{func(j *node) error {
 		for _, c := range names {
 			if c == "" {
 				return fmt.Errorf("Category: empty name")
@@ -171,5 +172,5 @@ func Category(names ...string) JobOption {
 		}
 		j.categories = append(slices.Clip(j.categories), names...)
 		return nil
-	}
+	}}
 }

@@ -129,7 +129,7 @@ func TestBadOptionOnTheRootNamesTheJob(t *testing.T) {
 			require.ErrorIs(t, err, gaffer.ErrBadRequirement)
 			require.Contains(t, err.Error(), "the-root (new #")
 			require.Contains(t, err.Error(), badOptionText[which])
-			require.Zero(t, l.Stats().Issued, "nothing ran")
+			require.Zero(t, l.Stats().Attempts, "nothing ran")
 		})
 	}
 }
@@ -149,7 +149,7 @@ func TestBadOptionOnADynamicChildFailsItsParent(t *testing.T) {
 			require.Contains(t, fe.Jobs[0].Err, "kid (new #")
 			require.Contains(t, fe.Jobs[0].Err, badOptionText[which])
 			require.Contains(t, fe.Jobs[0].Err, gaffer.ErrBadRequirement.Error())
-			require.Equal(t, 1, l.Stats().Issued, "the child never ran")
+			require.Equal(t, 1, l.Stats().Attempts, "the child never ran")
 		})
 	}
 }

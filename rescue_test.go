@@ -140,7 +140,7 @@ func TestLostJobsAreRescued(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 100*99/2, got)
 	require.Positive(t, f.lost)
-	require.Equal(t, f.lost, l.Stats().Failed, "each lost job is one failed attempt")
+	require.Equal(t, f.lost, l.Stats().Failures, "each lost job is one failed attempt")
 }
 
 // Slow blocks until it is killed on its first attempt, and returns at once
@@ -164,7 +164,7 @@ func TestOverLongJobIsKilledAndRetried(t *testing.T) {
 	got, err := gaffer.Run(t.Context(), l, Slow.New(struct{}{}))
 	require.NoError(t, err)
 	require.Equal(t, 2, got)
-	require.Equal(t, 1, l.Stats().Failed)
+	require.Equal(t, 1, l.Stats().Failures)
 }
 
 // A job that the batch system lists as running but never reports is
@@ -195,6 +195,6 @@ func TestDuplicateAndDelayedReportsAreHarmless(t *testing.T) {
 	got, err := gaffer.Run(t.Context(), l, Gate.New(50))
 	require.NoError(t, err)
 	require.Equal(t, 50*49/2, got)
-	require.Equal(t, 52, l.Stats().Succeeded, "each job counted once")
-	require.Zero(t, l.Stats().Failed)
+	require.Equal(t, 52, l.Stats().Successes, "each job counted once")
+	require.Zero(t, l.Stats().Failures)
 }

@@ -104,7 +104,7 @@ func TestRestartRerunsWhatFailed(t *testing.T) {
 	for name, want := range map[string]int{"root": 1, "a": 1, "f": 2, "g": 1, "z": 1} {
 		require.Equal(t, want, ranTimes(keys[name]), "bodies of %s", name)
 	}
-	require.Equal(t, 3, again.Stats().Issued, "the second run issued f, g and z only")
+	require.Equal(t, 3, again.Stats().Attempts, "the second run issued f, g and z only")
 }
 
 // Toil's second case: a job that always fails runs again, with a fresh

@@ -244,7 +244,7 @@ func (r *scaleRun[Out]) requireScaledIn(t *testing.T) {
 	}
 	require.ElementsMatch(t, r.static, left, "nodes up after the run")
 	require.Zero(t, r.c.Stats().LostJobs, "jobs lost to terminated nodes")
-	require.Zero(t, r.l.Stats().Failed, "failed job attempts")
+	require.Zero(t, r.l.Stats().Failures, "failed job attempts")
 }
 
 func TestScalerGrowsOneNodeTypeAndGivesItBack(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 //	func client(ctx context.Context, jc *gaffer.JobContext, in Work) (int, error) {
 //		kv := KV.New(KVConfig{})
 //		jc.AddService(kv)
-//		jc.AddChild(UseKV.NewFrom(gaffer.Promises(kv.Value())))
+//		jc.AddChild(UseKV.NewFrom(gaffer.Promises(kv.Result())))
 //		...
 //	}
 //
@@ -129,13 +129,13 @@ type ServiceNode interface {
 
 func (s *Service[Out]) serviceNode() *node { return s.n }
 
-// Value is a promise of what the service's Start returns, for the input
+// Result is a promise of what the service's Start returns, for the input
 // of the client's children and follow-ons (and their successors), which
 // run only once it has started.
-func (s *Service[Out]) Value() Promise[Out] { return Promise[Out]{ref: &promiseRef{node: s.n}} }
+func (s *Service[Out]) Result() Promise[Out] { return Promise[Out]{ref: &promiseRef{node: s.n}} }
 
 // AddChildService makes c a service of the same client that starts only
-// once s has started (c's input may take s.Value()).
+// once s has started (c's input may take s.Result()).
 func (s *Service[Out]) AddChildService(c ServiceNode) { s.n.addService(c.serviceNode(), true) }
 
 // AddService gives the job a service: it starts after the job's body and

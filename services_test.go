@@ -79,7 +79,7 @@ var UseSvc = gaffer.MustRegister("test.svcuse", func(ctx context.Context, jc *ga
 	if in.Fail {
 		return "", errors.New(in.Name + " failed")
 	}
-	v, err := in.Value.Value()
+	v, err := in.Value.Get()
 	if err != nil {
 		return "", err
 	}
@@ -100,8 +100,8 @@ func TestServiceLifecycle(t *testing.T) {
 	root := step(test, "root")
 	svc := TestSvc.New(svcIn{Test: test, Name: "db"})
 	root.AddService(svc)
-	root.AddChild(use(test, "child", svc.Value()))
-	root.AddFollowOn(use(test, "follow", svc.Value()))
+	root.AddChild(use(test, "child", svc.Result()))
+	root.AddFollowOn(use(test, "follow", svc.Result()))
 
 	_, err := gaffer.Run(t.Context(), l, root)
 	require.NoError(t, err)
@@ -138,7 +138,7 @@ func TestChildServiceStartsAfterParent(t *testing.T) {
 	child := TestSvc.New(svcIn{Test: test, Name: "child"})
 	parent.AddChildService(child)
 	root.AddService(parent)
-	root.AddChild(use(test, "user", child.Value()))
+	root.AddChild(use(test, "user", child.Result()))
 	_, err := gaffer.Run(t.Context(), l, root)
 	require.NoError(t, err)
 	s := steps(test)
@@ -161,7 +161,7 @@ func TestFailedServiceFailsSubtree(t *testing.T) {
 	bad := TestSvc.New(svcIn{Test: test, Name: "bad", FailStart: true})
 	root.AddService(good)
 	root.AddService(bad)
-	root.AddChild(use(test, "child", good.Value()))
+	root.AddChild(use(test, "child", good.Result()))
 	_, err := gaffer.Run(t.Context(), l, root)
 	var fe *gaffer.FailedJobsError
 	require.ErrorAs(t, err, &fe)
@@ -186,7 +186,7 @@ func TestServiceFailingWhileRunning(t *testing.T) {
 	root := step(test, "root")
 	svc := TestSvc.New(svcIn{Test: test, Name: "flaky", FailCheck: true})
 	root.AddService(svc)
-	child := UseSvc.New(svcUseIn{Test: test, Name: "slow", Value: svc.Value(), Sleep: 2 * time.Second})
+	child := UseSvc.New(svcUseIn{Test: test, Name: "slow", Value: svc.Result(), Sleep: 2 * time.Second})
 	root.AddChild(child)
 	_, err := gaffer.Run(t.Context(), l, root)
 	var fe *gaffer.FailedJobsError
@@ -208,7 +208,7 @@ func TestServiceLimit(t *testing.T) {
 		c := step(test, fmt.Sprintf("client%d", i))
 		svc := TestSvc.New(svcIn{Test: test, Name: fmt.Sprintf("s%d", i)})
 		c.AddService(svc)
-		c.AddChild(use(test, fmt.Sprintf("u%d", i), svc.Value()))
+		c.AddChild(use(test, fmt.Sprintf("u%d", i), svc.Result()))
 		root.AddChild(c)
 	}
 	_, err := gaffer.Run(t.Context(), l, root)
@@ -236,7 +236,7 @@ func TestServiceDeadlockDetected(t *testing.T) {
 	root := step(test, "root")
 	svc := TestSvc.New(svcIn{Test: test, Name: "hog"}, gaffer.Cores(1), gaffer.Name("hog"))
 	root.AddService(svc)
-	root.AddChild(use(test, "starved", svc.Value(), gaffer.Cores(1)))
+	root.AddChild(use(test, "starved", svc.Result(), gaffer.Cores(1)))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	_, err = gaffer.Run(ctx, l, root)
@@ -259,7 +259,7 @@ func TestNoDeadlockDuringBackoff(t *testing.T) {
 		if tries.Add(1) == 1 {
 			return "", errors.New("first try fails")
 		}
-		return v.Value()
+		return v.Get()
 	})
 	l, _ := newLeader(t, testOpts{cfg: func(c *gaffer.Config) {
 		c.DeadlockWait, c.DeadlockCheckInterval = 200*time.Millisecond, 20*time.Millisecond
@@ -269,7 +269,7 @@ func TestNoDeadlockDuringBackoff(t *testing.T) {
 	root := step(test, "root")
 	svc := TestSvc.New(svcIn{Test: test, Name: "db"})
 	root.AddService(svc)
-	root.AddChild(flaky.New(svc.Value()))
+	root.AddChild(flaky.New(svc.Result()))
 	_, err := gaffer.Run(t.Context(), l, root)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, tries.Load())
@@ -398,7 +398,7 @@ type kvGetIn struct {
 }
 
 var KVPut = gaffer.MustRegister("test.kv.put", func(ctx context.Context, jc *gaffer.JobContext, in kvPutIn) (struct{}, error) {
-	addr, err := in.Addr.Value()
+	addr, err := in.Addr.Get()
 	if err != nil {
 		return struct{}{}, err
 	}
@@ -411,7 +411,7 @@ var KVPut = gaffer.MustRegister("test.kv.put", func(ctx context.Context, jc *gaf
 })
 
 var KVGet = gaffer.MustRegister("test.kv.get", func(ctx context.Context, jc *gaffer.JobContext, in kvGetIn) (string, error) {
-	addr, err := in.Addr.Value()
+	addr, err := in.Addr.Get()
 	if err != nil {
 		return "", err
 	}
@@ -436,9 +436,9 @@ var KVClient = gaffer.MustRegister("test.kv.client", func(ctx context.Context, j
 	for i := range in.Keys {
 		k := fmt.Sprintf("k%d", i)
 		keys = append(keys, k)
-		jc.AddChild(KVPut.New(kvPutIn{Addr: kv.Value(), Key: k, Val: fmt.Sprintf("v%d", i)}))
+		jc.AddChild(KVPut.New(kvPutIn{Addr: kv.Result(), Key: k, Val: fmt.Sprintf("v%d", i)}))
 	}
-	get := KVGet.New(kvGetIn{Addr: kv.Value(), Keys: keys})
+	get := KVGet.New(kvGetIn{Addr: kv.Result(), Keys: keys})
 	jc.AddFollowOn(get)
 	return gaffer.Forward(jc, get.Result())
 })
@@ -489,7 +489,7 @@ func TestNoDeadlockWhileANodeStarts(t *testing.T) {
 	root := step(test, "root")
 	svc := TestSvc.New(svcIn{Test: test, Name: "hog"}, gaffer.Cores(1))
 	root.AddService(svc)
-	root.AddChild(use(test, "queued", svc.Value(), gaffer.Cores(1)))
+	root.AddChild(use(test, "queued", svc.Result(), gaffer.Cores(1)))
 	time.AfterFunc(time.Second, func() { close(prov.boot) }) // five deadlock waits
 	_, err = gaffer.Run(t.Context(), l, root)
 	require.ErrorIs(t, err, gaffer.ErrDeadlock)

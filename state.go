@@ -300,6 +300,9 @@ func (g *graph) reach(p *ljob, phase jobstore.IDList) {
 		case jobstore.StateCancelled:
 			p.cancelledSucc = true
 			continue
+		case jobstore.StatePending, jobstore.StateServices, jobstore.StateChildren, jobstore.StateFollowOns, jobstore.StateDone:
+			// Still to settle (a done job's record is gone, but the
+			// root's).
 		}
 		p.pending++
 		if s.state == jobstore.StatePending && int(s.reached) == len(s.preds) {
@@ -579,8 +582,8 @@ func (g *graph) derive() (settled []*ljob) {
 			phase = p.children()
 		case jobstore.StateFollowOns:
 			phase = p.followOns()
-		default:
-			continue
+		case jobstore.StatePending, jobstore.StateServices, jobstore.StateDone, jobstore.StateFailed, jobstore.StateSkipped, jobstore.StateCancelled:
+			continue // no phase of successors runs
 		}
 		for id := range phase.All() {
 			s := g.jobs[id]
@@ -593,7 +596,7 @@ func (g *graph) derive() (settled []*ljob) {
 				p.failedSucc = true
 			case jobstore.StateCancelled:
 				p.cancelledSucc = true
-			default:
+			case jobstore.StatePending, jobstore.StateServices, jobstore.StateChildren, jobstore.StateFollowOns, jobstore.StateDone:
 				p.pending++
 			}
 		}
@@ -608,6 +611,9 @@ func (g *graph) derive() (settled []*ljob) {
 			if j.pending == 0 {
 				settled = append(settled, j)
 			}
+		case jobstore.StateServices, jobstore.StateDone, jobstore.StateFailed, jobstore.StateSkipped, jobstore.StateCancelled:
+			// Nothing to derive: services restart (resumeServices);
+			// the others have ended.
 		}
 	}
 	if r := g.jobs[g.root]; r != nil {
@@ -618,6 +624,8 @@ func (g *graph) derive() (settled []*ljob) {
 			g.outcome = jobstore.StatusFailed
 		case jobstore.StateCancelled:
 			g.outcome = jobstore.StatusCancelled
+		case jobstore.StatePending, jobstore.StateServices, jobstore.StateChildren, jobstore.StateFollowOns, jobstore.StateSkipped:
+			// Running.
 		}
 	}
 	return settled
@@ -653,6 +661,7 @@ func (g *graph) resumed(settled, restart, failed []*ljob, status jobstore.Status
 	switch status {
 	case jobstore.StatusSucceeded, jobstore.StatusFailed, jobstore.StatusCancelled:
 		g.outcome = status
+	case jobstore.StatusNew, jobstore.StatusRunning:
 	}
 }
 

@@ -38,11 +38,12 @@ func (l *Leader) why(id JobID) string {
 	return reason
 }
 
-// Stats counts what a leader did, for benchmarks and monitoring.
+// Stats counts what a leader did since it was made, for benchmarks and
+// monitoring. (Status says where the workflow stands now.)
 type Stats struct {
-	Issued     int           // jobs handed to the batch system
-	Succeeded  int           // job bodies that succeeded
-	Failed     int           // failed attempts
+	Attempts   int           // attempts handed to the batch system (services included)
+	Successes  int           // job bodies that succeeded
+	Failures   int           // attempts that failed
 	Commits    int           // store transactions that recorded job events
 	FirstIssue time.Duration // from Run's start to its first issued job
 }
@@ -132,6 +133,8 @@ func (g *graph) why(id JobID) string {
 		return fmt.Sprintf("will not run: predecessor %s failed", j.extra().cause)
 	case jobstore.StateCancelled:
 		return "cancelled"
+	case jobstore.StatePending:
+		// Below: where it waits.
 	}
 	switch j.where {
 	case inReady:

@@ -125,7 +125,7 @@ func (e env) restart(t *testing.T) {
 		}
 		require.Empty(t, late, "workers of the killed leader ran on beside the next leader (they must die with their leader, or the batch system must adopt them):%s", lines(late))
 	}
-	t.Logf("before the kill: %d marks, %d results stored; the second leader issued %d jobs", len(before), len(stored), w.l.Stats().Issued)
+	t.Logf("before the kill: %d marks, %d results stored; the second leader issued %d jobs", len(before), len(stored), w.l.Stats().Attempts)
 }
 
 // childLeader is the first leader, in the child process the test kills.

@@ -115,12 +115,16 @@ type Job struct {
 }
 
 // DisplayName is the job's name for people: "name (j12)" or "kind (j12)".
-func (j *Job) DisplayName() string {
-	n := j.Name
-	if n == "" {
-		n = j.Kind
+func (j *Job) DisplayName() string { return DisplayName(j.Name, j.Kind, j.ID.String()) }
+
+// DisplayName names a job for people, in errors, logs and tools: its name
+// (its kind when it has none) and, in brackets, its ID ("j12") or, for a
+// job not yet stored, its temporary number ("new #3").
+func DisplayName(name, kind, id string) string {
+	if name == "" {
+		name = kind
 	}
-	return fmt.Sprintf("%s (%s)", n, j.ID)
+	return name + " (" + id + ")"
 }
 
 // IDRange is a run of consecutive job IDs: First, First+1, ..., First+N-1.

@@ -98,7 +98,7 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			for l.Stats().Succeeded < 1 {
+			for l.Stats().Successes < 1 {
 				time.Sleep(time.Millisecond)
 			}
 			cancel()

@@ -196,7 +196,7 @@ func run(ctx context.Context, out io.Writer, width int) error {
 	fmt.Fprintln(out)
 	chart(out, c.Timeline(), start, c.Now(), width)
 	fmt.Fprintln(out)
-	stats(out, c.Stats(), l.Stats().Failed)
+	stats(out, c.Stats(), l.Stats().Failures)
 	left, err := c.Nodes(ctx)
 	if err != nil {
 		return err

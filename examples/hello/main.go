@@ -33,22 +33,28 @@ func main() {
 	gaffer.ServeWorker()
 	name := flag.String("name", "world", "who to greet")
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "gaffer-hello-")
-	if err != nil {
+	// run returns rather than exits, so that its deferred clean-up runs.
+	if err := run(*name); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+func run(name string) error {
+	dir, err := os.MkdirTemp("", "gaffer-hello-")
+	if err != nil {
+		return err
 	}
 	defer os.RemoveAll(dir)
 	leader, err := gaffer.NewLeader(gaffer.Config{Store: filepath.Join(dir, "hello.db")})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
 	defer leader.Close()
-	out, err := gaffer.Run(context.Background(), leader, Greet.New(*name))
+	out, err := gaffer.Run(context.Background(), leader, Greet.New(name))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
 	fmt.Println(out)
+	return nil
 }

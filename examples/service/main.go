@@ -40,8 +40,9 @@ func main() {
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, *n, *mode, *store); err != nil {
+	err := run(ctx, *n, *mode, *store)
+	stop() // before os.Exit, which runs no deferred call
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "service:", err)
 		os.Exit(1)
 	}
@@ -95,6 +96,6 @@ func run(ctx context.Context, n int, mode, store string) error {
 	// issued like a job but is not counted among the succeeded jobs.
 	st := leader.Stats()
 	fmt.Printf("leader pid %d; %d issued (jobs and the service), %d jobs succeeded, in %v (%s mode)\n",
-		os.Getpid(), st.Issued, st.Succeeded, took.Round(time.Millisecond), mode)
+		os.Getpid(), st.Attempts, st.Successes, took.Round(time.Millisecond), mode)
 	return nil
 }

@@ -160,7 +160,7 @@ func testReadoption(t *testing.T, crash bool) {
 	require.NoError(t, err)
 	t.Logf("second leader: %v, %+v", time.Since(start).Round(time.Millisecond), st)
 	require.Equal(t, sumOf(steps), sum)
-	require.Equal(t, 1+crashes, st.Issued, "the second leader submits only the sum (and the crashed leaf's retry)")
+	require.Equal(t, 1+crashes, st.Attempts, "the second leader submits only the sum (and the crashed leaf's retry)")
 
 	// Every leaf started once per attempt, and the long ones (adopted)
 	// under the first leader's Slurm job only.

@@ -26,8 +26,8 @@ func TestFanOutOnSlurm(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, n*(n-1)/2, sum)
 	st := l.Stats()
-	require.Equal(t, n+2, st.Issued, "one Slurm job per gaffer job")
-	require.Equal(t, n+2, st.Succeeded)
+	require.Equal(t, n+2, st.Attempts, "one Slurm job per gaffer job")
+	require.Equal(t, n+2, st.Successes)
 	t.Logf("%d jobs in %v (3 stages: root, %d leaves at once, sum), poll %v", n+2, took.Round(time.Millisecond), n, pollInterval)
 	require.Empty(t, jobsOf(t, prefix, ""), "no Slurm job is left")
 }
@@ -163,7 +163,7 @@ func TestChainOverheadOnSlurm(t *testing.T) {
 	took := time.Since(start)
 	require.NoError(t, err)
 	require.Equal(t, 0, v)
-	require.Equal(t, n, l.Stats().Issued)
+	require.Equal(t, n, l.Stats().Attempts)
 	t.Logf("chain of %d jobs in %v: %v per job, Slurm poll interval %v", n, took.Round(time.Millisecond), (took / n).Round(time.Millisecond), pollInterval)
 }
 
@@ -203,7 +203,7 @@ func TestResumeAfterCancelOnSlurm(t *testing.T) {
 	t.Logf("second leader: %+v, err %v", st, err)
 	require.NoError(t, err)
 	require.Equal(t, sumOf(steps), sum)
-	require.Equal(t, len(steps)+1, st.Issued, "the leaves again, and the sum")
+	require.Equal(t, len(steps)+1, st.Attempts, "the leaves again, and the sum")
 	for _, m := range readMarks(t, marks) {
 		if m.what == "start" && m.phase == "2" {
 			require.Equal(t, 1, m.attempt, "job %d: the cancelled attempt is not charged", m.job)

@@ -58,7 +58,7 @@ type hitIn struct {
 // Hit posts to (or reads) the counter; it returns the server's answer:
 // the count and the server's pid.
 var Hit = gaffer.MustRegister("lt.hit", func(ctx context.Context, jc *gaffer.JobContext, in hitIn) (string, error) {
-	addr, err := in.Addr.Value()
+	addr, err := in.Addr.Get()
 	if err != nil {
 		return "", err
 	}
@@ -82,9 +82,9 @@ var CounterRoot = gaffer.MustRegister("lt.counter.root", func(ctx context.Contex
 	svc := Counter.New(struct{}{}, small...)
 	jc.AddService(svc)
 	for range n {
-		jc.AddChild(Hit.New(hitIn{Addr: svc.Value(), Post: true}))
+		jc.AddChild(Hit.New(hitIn{Addr: svc.Result(), Post: true}))
 	}
-	read := Hit.New(hitIn{Addr: svc.Value()})
+	read := Hit.New(hitIn{Addr: svc.Result()})
 	jc.AddFollowOn(read)
 	return gaffer.Forward(jc, read.Result())
 }, small...)
@@ -106,7 +106,7 @@ func TestServiceOnSlurm(t *testing.T) {
 	require.Equal(t, "5", fields[0], "every child reached the one server")
 	require.NotEqual(t, fmt.Sprint(os.Getpid()), fields[1], "the server ran in a Slurm job, not in the leader")
 	st := l.Stats()
-	require.Equal(t, 1+1+5+1, st.Issued, "root, service, children, follow-on")
+	require.Equal(t, 1+1+5+1, st.Attempts, "root, service, children, follow-on")
 	t.Logf("service workflow on Slurm in %v", time.Since(start).Round(time.Millisecond))
 	require.Empty(t, jobsOf(t, prefix, ""), "the service's Slurm job ended")
 }
@@ -141,5 +141,5 @@ func TestRequestCancelWorkflowOnSlurm(t *testing.T) {
 	l2, _ := newLeader(t, gaffer.Config{Store: store, BatchSystem: bs, NoSync: true})
 	_, err = l2.Run(t.Context(), nil)
 	require.ErrorIs(t, err, gaffer.ErrCancelled, "a cancelled workflow stays cancelled")
-	require.Zero(t, l2.Stats().Issued)
+	require.Zero(t, l2.Stats().Attempts)
 }

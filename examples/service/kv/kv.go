@@ -161,7 +161,7 @@ type Written struct {
 // Put stores one key. The value names the writer's process, so the check
 // also shows where the writers ran.
 var Put = gaffer.MustRegister("examples.service.put", func(ctx context.Context, jc *gaffer.JobContext, in PutIn) (Written, error) {
-	addr, err := in.Addr.Value()
+	addr, err := in.Addr.Get()
 	if err != nil {
 		return Written{}, err
 	}
@@ -194,7 +194,7 @@ func (s Summary) String() string {
 // Check reads every key back and compares it with what its writer
 // stored. Any difference fails the job.
 var Check = gaffer.MustRegister("examples.service.check", func(ctx context.Context, jc *gaffer.JobContext, in CheckIn) (Summary, error) {
-	addr, err := in.Addr.Value()
+	addr, err := in.Addr.Get()
 	if err != nil {
 		return Summary{}, err
 	}
@@ -202,7 +202,7 @@ var Check = gaffer.MustRegister("examples.service.check", func(ctx context.Conte
 	pids := map[int]bool{}
 	var bad []string
 	for _, p := range in.Written {
-		w, err := p.Value()
+		w, err := p.Get()
 		if err != nil {
 			return sum, err
 		}
@@ -241,11 +241,11 @@ var Root = gaffer.MustRegister("examples.service.root", func(ctx context.Context
 	jc.AddService(kv)
 	written := make([]gaffer.Promise[Written], n)
 	for i := range n {
-		put := Put.New(PutIn{Addr: kv.Value(), Key: fmt.Sprintf("key-%04d", i), Index: i})
+		put := Put.New(PutIn{Addr: kv.Result(), Key: fmt.Sprintf("key-%04d", i), Index: i})
 		jc.AddChild(put)
 		written[i] = put.Result()
 	}
-	check := Check.New(CheckIn{Addr: kv.Value(), Written: written})
+	check := Check.New(CheckIn{Addr: kv.Result(), Written: written})
 	jc.AddFollowOn(check)
 	return gaffer.Forward(jc, check.Result())
 }, small...)
