@@ -127,15 +127,13 @@ func (l *Leader) control(ctx context.Context) error {
 			}
 		}
 	}
-	if err := l.apply(ctx); err != nil {
-		return err
-	}
-	for _, f := range files {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			l.log.Warn("removing a control request", "file", f, "err", err)
+	return l.apply(ctx, func() {
+		for _, f := range files {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.log.Warn("removing a control request", "file", f, "err", err)
+			}
 		}
-	}
-	return nil
+	})
 }
 
 // cancelWorkflow ends the whole workflow as cancelled: every issued job

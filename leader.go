@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"strings"
 	"sync"
 	"time"
 
@@ -348,50 +347,6 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	return nil
 }
 
-// adopt takes over what an earlier leader left: results that its workers
-// wrote after it stopped (a job that finished while no leader ran is not
-// run again), and jobs still running in a batch system whose jobs
-// outlive their leader, instead of issuing them again.
-func (l *Leader) adopt(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	outs, err := leftoverResults(l.cfg.WorkDir, l.g.keepsFolder, l.log)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, out := range outs {
-		if l.g.leftover(out) {
-			n++
-		}
-	}
-	if n > 0 {
-		l.log.Info("adopted results written while no leader ran", "jobs", n)
-	}
-	if a, ok := l.bs.(batchsystem.Adopter); ok {
-		n = 0
-		for _, j := range l.g.toAdopt() {
-			at, spec := l.g.attemptOf(j), l.spec(j)
-			if !l.tr.adopt(at, &spec) {
-				l.g.notAdopted(j)
-				continue
-			}
-			id, err := a.Adopt(ctx, spec, j.extra().backing.id)
-			if err != nil {
-				l.log.Warn("could not adopt job; issuing it again", "job_id", j.id.String(), "backing", j.extra().backing.id, "err", err)
-				l.g.notAdopted(j)
-				continue
-			}
-			l.g.adopted(j, id)
-			n++
-		}
-		if n > 0 {
-			l.log.Info("adopted jobs an earlier leader issued", "jobs", n)
-		}
-	}
-	return l.apply(ctx)
-}
-
 // tick is one turn of the leader's loop: take requests, issue what is
 // ready (at most issueCap jobs when issueCap >= 0), wait up to a poll
 // interval for job events and services' starts, and record them in one
@@ -483,29 +438,6 @@ func (l *Leader) attemptEnded(fin *batchsystem.FinishedJob) *ljob {
 		l.log.Debug("job attempt failed", "job_id", j.id.String(), "job_kind", j.kind, "attempt", attemptNo, "err", msg)
 	}
 	return j
-}
-
-// collectStarts takes the starts services reported since the last look:
-// the graph stores each value (the promise their users read) and lets
-// the clients whose services have all started run their successors.
-func (l *Leader) collectStarts(ctx context.Context) error {
-	if l.g.services == 0 {
-		return nil
-	}
-	reports, done := l.tr.starts()
-	for _, r := range reports {
-		if l.g.serviceReport(r) {
-			l.log.Debug("service started", "job_id", r.Job.String())
-		}
-	}
-	if len(reports) > 0 {
-		if err := l.apply(ctx); err != nil {
-			return err
-		}
-		l.lastProgress = time.Now()
-	}
-	done()
-	return nil
 }
 
 // issueReady hands ready jobs to the batch system, up to MaxIssued, in
@@ -622,8 +554,9 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 
 // apply carries out the plan the graph made since the last one (plan.go
 // gives the order): kills, one store transaction, then what must follow
-// the commit. It is the only place where the leader writes the store.
-func (l *Leader) apply(ctx context.Context) error {
+// the commit (after that, the caller's after). It is the only place where
+// the leader writes the store.
+func (l *Leader) apply(ctx context.Context, after ...func()) error {
 	p := l.g.take()
 	if len(p.kill) > 0 {
 		ids := make([]batchsystem.ID, len(p.kill))
@@ -635,15 +568,37 @@ func (l *Leader) apply(ctx context.Context) error {
 		}
 		l.log.Info("killed jobs", "jobs", len(ids))
 	}
+	effects := func() {
+		l.committed(p)
+		for _, fn := range after {
+			fn()
+		}
+	}
 	if p.writes() || l.metaDirty {
 		m := l.meta
-		err := l.store.Update(ctx, func(tx jobstore.Tx) error { return l.write(tx, p, &m) })
+		err := l.store.Update(ctx, func(tx jobstore.Tx) error {
+			tx.OnCommit(func() {
+				l.meta, l.metaDirty = m, false
+				l.stats.Commits++
+				effects()
+			})
+			return l.write(tx, p, &m)
+		})
 		if err != nil {
 			return fmt.Errorf("gaffer: committing job events: %w", err)
 		}
-		l.meta, l.metaDirty = m, false
-		l.stats.Commits++
+	} else {
+		effects()
 	}
+	if len(l.g.plan.kill) > 0 {
+		return l.apply(ctx) // services that would not be asked to stop
+	}
+	return nil
+}
+
+// committed does what follows the commit of plan p: ask services to stop,
+// let the transport forget ended attempts, tell the scaler's workload.
+func (l *Leader) committed(p *plan) {
 	l.stats.Successes += p.succeed
 	l.stats.Failures += p.failed
 	for _, a := range p.stop {
@@ -664,10 +619,6 @@ func (l *Leader) apply(ctx context.Context) error {
 	for _, n := range p.done {
 		l.work.done(n.bs, n.wall, n.ok)
 	}
-	if len(l.g.plan.kill) > 0 {
-		return l.apply(ctx) // services that would not be asked to stop
-	}
-	return nil
 }
 
 // write records plan p in transaction tx, and the workflow's end in m.
@@ -737,18 +688,4 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 		}
 	}
 	return tx.SetMeta(*m)
-}
-
-// stuck explains a workflow in which nothing can run.
-func (l *Leader) stuck() error {
-	var b strings.Builder
-	b.WriteString("gaffer: no job can run and the workflow is not finished")
-	n := 0
-	for id, j := range l.g.jobs {
-		if j.state == jobstore.StatePending && n < 10 {
-			fmt.Fprintf(&b, "\n  - %s: %s", j.display(), l.why(id))
-			n++
-		}
-	}
-	return errors.New(b.String())
 }

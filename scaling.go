@@ -9,13 +9,8 @@ import (
 	"github.com/gafferhq/gaffer/scaler"
 )
 
-// Clock is implemented by batch systems that keep their own time, such as
-// a simulated cluster running in virtual time. A leader on such a system
-// measures retry backoffs and scaling intervals on that clock, and runs
-// the scaler's passes itself instead of on a timer.
-type Clock interface {
-	Now() time.Time
-}
+// Clock is batchsystem.Clock: a batch system that keeps its own time.
+type Clock = batchsystem.Clock
 
 // workload is the leader's side of the scaler: what is issued, and what
 // finished since the scaler last asked. The leader updates it as jobs are

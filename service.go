@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/gafferhq/gaffer/services"
 )
@@ -146,3 +147,22 @@ func (j *Job[Out]) AddService(s ServiceNode) { j.n.addService(s.serviceNode(), f
 // returns and before the job's children, and stops after its children
 // and follow-ons have finished.
 func (jc *JobContext) AddService(s ServiceNode) { jc.self.addService(s.serviceNode(), false) }
+
+// collectStarts takes the starts services reported since the last look:
+// the graph stores each value (the promise their users read) and lets
+// the clients whose services have all started run their successors.
+func (l *Leader) collectStarts(ctx context.Context) error {
+	if l.g.services == 0 {
+		return nil
+	}
+	reports, done := l.tr.starts()
+	for _, r := range reports {
+		if l.g.serviceReport(r) {
+			l.log.Debug("service started", "job_id", r.Job.String())
+		}
+	}
+	if len(reports) > 0 {
+		l.lastProgress = time.Now()
+	}
+	return l.apply(ctx, done)
+}

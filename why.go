@@ -1,7 +1,9 @@
 package gaffer
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
@@ -155,4 +157,18 @@ func (g *graph) why(id JobID) string {
 		}
 	}
 	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+}
+
+// stuck explains a workflow in which nothing can run.
+func (l *Leader) stuck() error {
+	var b strings.Builder
+	b.WriteString("gaffer: no job can run and the workflow is not finished")
+	n := 0
+	for id, j := range l.g.jobs {
+		if j.state == jobstore.StatePending && n < 10 {
+			fmt.Fprintf(&b, "\n  - %s: %s", j.display(), l.why(id))
+			n++
+		}
+	}
+	return errors.New(b.String())
 }

@@ -22,46 +22,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gafferhq/gaffer/gaffertype"
 )
 
 // ID names an issued job inside one BatchSystem. It is never 0.
 type ID int64
 
-// Accelerator is a request for accelerators of one kind, such as GPUs.
-type Accelerator struct {
-	Kind  string `json:"kind"`            // "gpu" is the only kind most systems know
-	Count int    `json:"count"`           // how many; 0 means 1
-	Model string `json:"model,omitempty"` // e.g. "nvidia-tesla-k80"; empty means any
-}
-
-// Requirements is what one job asks of the machine that runs it.
-//
-// A zero field means "the default" when the leader fills in requirements
-// from its configuration; by the time a JobSpec reaches a BatchSystem, the
-// leader has filled every field it has a default for.
-type Requirements struct {
-	Cores        float64       `json:"cores,omitempty"`        // fractional cores; 0.1 is the smallest unit most systems account
-	Memory       int64         `json:"memory,omitempty"`       // bytes
-	Disk         int64         `json:"disk,omitempty"`         // bytes of scratch disk
-	Accelerators []Accelerator `json:"accelerators,omitempty"` // none by default
-	Preemptible  bool          `json:"preemptible,omitempty"`  // may run on a node that can be taken away
-	Walltime     time.Duration `json:"walltime,omitempty"`     // expected upper bound on run time; 0 means none
-}
-
-// AcceleratorCount returns how many accelerators of kind r asks for.
-func (r Requirements) AcceleratorCount(kind string) int {
-	n := 0
-	for _, a := range r.Accelerators {
-		if a.Kind == kind || kind == "" {
-			if a.Count == 0 {
-				n++
-			} else {
-				n += a.Count
-			}
-		}
-	}
-	return n
-}
+// Accelerator and Requirements are the shared types of gaffertype, named
+// here too because every batch system speaks them.
+type (
+	Accelerator  = gaffertype.Accelerator
+	Requirements = gaffertype.Requirements
+)
 
 // JobSpec is one job handed to a BatchSystem.
 type JobSpec struct {
@@ -202,3 +175,16 @@ type Adopter interface {
 	// as if Issue had just returned it. spec must describe the same job.
 	Adopt(ctx context.Context, spec JobSpec, backing string) (ID, error)
 }
+
+// Clock is implemented by batch systems that keep their own time, such as
+// a simulated cluster running in virtual time. A leader on such a system
+// measures retry backoffs and scaling intervals on that clock, and runs
+// the scaler's passes itself instead of on a timer.
+type Clock interface {
+	Now() time.Time
+}
+
+// ExitCoder is implemented by errors that carry a process-style exit
+// code: an in-process job (JobSpec.Run) returning one is reported with
+// that code; other errors are reported as exit code 1.
+type ExitCoder interface{ ExitCode() int }

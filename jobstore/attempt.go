@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/gaffertype"
 )
 
 // Attempt records one attempt of a job: what it asked for, where and how
@@ -26,7 +26,7 @@ type Attempt struct {
 	Name  string  // "" when the job has none
 	Preds []JobID // the job's predecessors
 
-	Requirements batchsystem.Requirements
+	Requirements gaffertype.Requirements
 	BatchSystem  string // which batch system ran it
 	BatchID      string // its ID there
 	Backing      string // the backing scheduler's ID (a Slurm job ID), if any
@@ -178,7 +178,7 @@ func decodeAttempt(k, v []byte) (*Attempt, error) {
 	r.Memory, r.Disk = i(), i()
 	if n := u(); err == nil && n <= uint64(len(v)) {
 		for range n {
-			r.Accelerators = append(r.Accelerators, batchsystem.Accelerator{Kind: s(), Count: int(i()), Model: s()})
+			r.Accelerators = append(r.Accelerators, gaffertype.Accelerator{Kind: s(), Count: int(i()), Model: s()})
 		}
 	}
 	flags := u()

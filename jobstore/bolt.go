@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"iter"
 	"os"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -30,7 +29,6 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketJobs    = []byte("jobs")
 	bucketResults = []byte("results")
-	bucketShared  = []byte("shared")
 	// bucketAttempts is made by the first write of an attempt: stores
 	// from before attempts were recorded have none.
 	bucketAttempts = []byte("attempts")
@@ -42,7 +40,7 @@ var (
 	keyRootResult = []byte("root_result")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketJobs, bucketResults, bucketShared}
+var allBuckets = [][]byte{bucketMeta, bucketJobs, bucketResults}
 
 // BoltOptions tune OpenBolt. A nil *BoltOptions means the defaults.
 type BoltOptions struct {
@@ -425,16 +423,6 @@ func (t *boltTx) Input(id JobID) ([]byte, error) {
 	return bytes.Clone(input), nil
 }
 
-func (t *boltTx) PutInput(id JobID, input []byte) error {
-	return t.rewrite(id, func(state State, rec, _ []byte) ([]byte, error) {
-		out := make([]byte, 0, 2+binary.MaxVarintLen64+len(rec)+len(input)+sumLen)
-		out = append(out, byte(state), recordFormat)
-		out = binary.AppendUvarint(out, uint64(len(rec)))
-		out = append(append(out, rec...), input...)
-		return seal(key(id), out), nil
-	})
-}
-
 func (t *boltTx) Result(id JobID) ([]byte, error) {
 	return t.getSealed(bucketResults, key(id), "result of job "+id.String())
 }
@@ -492,39 +480,6 @@ func openSealed(k, v []byte) ([]byte, error) {
 	return body, nil
 }
 
-var sharedName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
-
-func checkName(name string) error {
-	if !sharedName.MatchString(name) {
-		return fmt.Errorf("%w: %q (use letters, digits, '.', '_' and '-')", ErrBadName, name)
-	}
-	return nil
-}
-
-func (t *boltTx) SharedFile(name string) ([]byte, error) {
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
-	return t.get(bucketShared, []byte(name), "shared file "+name)
-}
-
-func (t *boltTx) PutSharedFile(name string, data []byte) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if data == nil {
-		data = []byte{}
-	}
-	return t.tx.Bucket(bucketShared).Put([]byte(name), data)
-}
-
-func (t *boltTx) DeleteSharedFile(name string) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	return t.tx.Bucket(bucketShared).Delete([]byte(name))
-}
-
 func (t *boltTx) RootResult() ([]byte, error) {
 	return t.getSealed(bucketMeta, keyRootResult, "root result")
 }
@@ -578,3 +533,5 @@ func (t *boltTx) Attempts(job JobID) iter.Seq2[*Attempt, error] {
 		}
 	}
 }
+
+func (t *boltTx) OnCommit(fn func()) { t.tx.OnCommit(fn) }

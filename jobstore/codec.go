@@ -8,7 +8,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/gaffertype"
 )
 
 // A stored job is one bbolt value:
@@ -278,7 +278,7 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 	j.Requirements.Disk = d.i()
 	j.Requirements.Walltime = time.Duration(d.i())
 	if n := d.count(); n > 0 {
-		j.Requirements.Accelerators = make([]batchsystem.Accelerator, n)
+		j.Requirements.Accelerators = make([]gaffertype.Accelerator, n)
 		for k := range j.Requirements.Accelerators {
 			a := &j.Requirements.Accelerators[k]
 			a.Kind, a.Count, a.Model = d.s(), int(d.i()), d.s()

@@ -6,7 +6,7 @@ import (
 	"iter"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/gaffertype"
 )
 
 // JobID names a job within one workflow. IDs are allocated in increasing
@@ -83,8 +83,8 @@ type Job struct {
 	// Categories name the concurrency limits the job counts against.
 	Categories []string `json:"cat,omitempty"`
 
-	Requirements batchsystem.Requirements `json:"r"`
-	Checkpoint   bool                     `json:"cp,omitempty"`
+	Requirements gaffertype.Requirements `json:"r"`
+	Checkpoint   bool                    `json:"cp,omitempty"`
 
 	// Tries counts the failed attempts charged so far; Retries is how many
 	// failed attempts the job may have before it fails totally, so it may

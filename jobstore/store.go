@@ -88,8 +88,6 @@ type ReadTx interface {
 	Input(id JobID) ([]byte, error)
 	// Result returns a job's stored return value; ErrNotFound when none.
 	Result(id JobID) ([]byte, error)
-	// SharedFile returns a named small file; ErrNotFound when absent.
-	SharedFile(name string) ([]byte, error)
 	// RootResult returns the workflow's final value; ErrNotFound until the
 	// workflow has succeeded.
 	RootResult() ([]byte, error)
@@ -114,18 +112,16 @@ type Tx interface {
 	// DeleteJob removes a job and its input, but not its result (a later
 	// job may still need it). Deleting a missing job is not an error.
 	DeleteJob(id JobID) error
-	// PutInput replaces a stored job's input; ErrNotFound if there is no job.
-	PutInput(id JobID, input []byte) error
 	// PutResult stores a job's return value.
 	PutResult(id JobID, value []byte) error
-	// PutSharedFile stores a small named file; DeleteSharedFile removes it.
-	PutSharedFile(name string, data []byte) error
-	DeleteSharedFile(name string) error
 	// SetRootResult records the workflow's final value.
 	SetRootResult(value []byte) error
 	// PutAttempt records an attempt; one with the same Job, Epoch and Seq
 	// is replaced.
 	PutAttempt(a *Attempt) error
+	// OnCommit has fn run once the transaction has committed, and never
+	// if it does not: the effects that must follow what it records.
+	OnCommit(fn func())
 }
 
 // Errors a Store returns. Implementations wrap them with detail.
@@ -137,5 +133,4 @@ var (
 	ErrCorrupt       = errors.New("jobstore: store file is corrupt")
 	ErrForeign       = errors.New("jobstore: file is not a gaffer job store")
 	ErrSchemaVersion = errors.New("jobstore: store was written by a newer gaffer")
-	ErrBadName       = errors.New("jobstore: bad shared file name")
 )

@@ -397,10 +397,8 @@ func (s *System) wait(j *job, cmd *exec.Cmd) {
 	s.finish(j, code, msg)
 }
 
-// ExitCoder is implemented by errors that carry a process-style exit
-// code. An in-process job returning one is reported with that code;
-// other errors are reported as exit code 1.
-type ExitCoder interface{ ExitCode() int }
+// ExitCoder is batchsystem.ExitCoder.
+type ExitCoder = batchsystem.ExitCoder
 
 func runInProcess(ctx context.Context, spec batchsystem.JobSpec) (code int, msg string) {
 	defer func() {

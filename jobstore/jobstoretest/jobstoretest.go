@@ -35,7 +35,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AllocIDsIncrease", func(t *testing.T) { testAlloc(t, open) })
 	t.Run("FailedUpdateLeavesNothing", func(t *testing.T) { testRollback(t, open) })
 	t.Run("ResultsOutliveJobs", func(t *testing.T) { testResults(t, open) })
-	t.Run("SharedFiles", func(t *testing.T) { testShared(t, open) })
+	t.Run("OnCommitRunsAfterTheCommit", func(t *testing.T) { testOnCommit(t, open) })
 	t.Run("AttemptsByJobInIssueOrder", func(t *testing.T) { testAttempts(t, open) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("ClosedStoreRefuses", func(t *testing.T) { testClosed(t, open) })
@@ -110,17 +110,14 @@ func testCRUD(t *testing.T, open Opener) {
 	missing := sample(8, jobstore.StatePending)
 	err = s.Update(ctx, func(tx jobstore.Tx) error { return tx.UpdateJob(missing) })
 	require.ErrorIs(t, err, jobstore.ErrNotFound)
-	err = s.Update(ctx, func(tx jobstore.Tx) error { return tx.PutInput(8, []byte("1")) })
-	require.ErrorIs(t, err, jobstore.ErrNotFound, "an input needs its job")
 
-	// Replacing the input keeps the record; updating the record keeps the input.
-	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.PutInput(7, []byte(`{"x":2}`)) }))
+	// Updating the record keeps the input.
 	j.Name = "renamed"
 	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.UpdateJob(j) }))
 	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
 		in, err := tx.Input(7)
 		require.NoError(t, err)
-		require.JSONEq(t, `{"x":2}`, string(in))
+		require.JSONEq(t, `{"x":1}`, string(in))
 		got, err := tx.Job(7)
 		require.NoError(t, err)
 		require.Equal(t, "renamed", got.Name)
@@ -199,7 +196,8 @@ func testRollback(t *testing.T, open Opener) {
 	err := s.Update(ctx, func(tx jobstore.Tx) error {
 		require.NoError(t, tx.CreateJob(sample(1, jobstore.StatePending), []byte("1")))
 		require.NoError(t, tx.PutResult(1, []byte("2")))
-		require.NoError(t, tx.PutSharedFile("x", []byte("3")))
+		require.NoError(t, tx.PutAttempt(&jobstore.Attempt{Job: 1, N: 1, Epoch: 1, Seq: 1, Kind: "k"}))
+		tx.OnCommit(func() { t.Error("OnCommit ran for a transaction that did not commit") })
 		return boom
 	})
 	require.ErrorIs(t, err, boom)
@@ -208,8 +206,9 @@ func testRollback(t *testing.T, open Opener) {
 		require.ErrorIs(t, err, jobstore.ErrNotFound)
 		_, err = tx.Result(1)
 		require.ErrorIs(t, err, jobstore.ErrNotFound)
-		_, err = tx.SharedFile("x")
-		require.ErrorIs(t, err, jobstore.ErrNotFound)
+		for range tx.Attempts(0) {
+			t.Error("an attempt of a rolled-back transaction is kept")
+		}
 		return nil
 	}))
 	cancelled, cancel := context.WithCancel(ctx)
@@ -238,25 +237,24 @@ func testResults(t *testing.T, open Opener) {
 	}))
 }
 
-func testShared(t *testing.T, open Opener) {
+func testOnCommit(t *testing.T, open Opener) {
 	ctx := t.Context()
 	s := mustOpen(t, open, t.TempDir())
 	defer s.Close()
-	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.PutSharedFile("kill-flag", []byte("YES")) }))
-	err := s.Update(ctx, func(tx jobstore.Tx) error { return tx.PutSharedFile("../etc/passwd", nil) })
-	require.ErrorIs(t, err, jobstore.ErrBadName)
-	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
-		v, err := tx.SharedFile("kill-flag")
-		require.NoError(t, err)
-		require.Equal(t, "YES", string(v))
-		return nil
+	var order []string
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error {
+		tx.OnCommit(func() {
+			order = append(order, "after")
+			// The commit is visible to the effects that follow it.
+			require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
+				_, err := tx.Result(1)
+				return err
+			}))
+		})
+		order = append(order, "in")
+		return tx.PutResult(1, []byte("2"))
 	}))
-	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error { return tx.DeleteSharedFile("kill-flag") }))
-	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
-		_, err := tx.SharedFile("kill-flag")
-		require.ErrorIs(t, err, jobstore.ErrNotFound)
-		return nil
-	}))
+	require.Equal(t, []string{"in", "after"}, order)
 }
 
 func testAttempts(t *testing.T, open Opener) {
