@@ -242,6 +242,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	m.Epoch++
 	m.WorkDir = l.cfg.WorkDir
 	g.epoch, g.nextID, g.root = m.Epoch, m.NextID, m.Root
+	g.defaultMemory = l.cfg.DefaultRequirements.Memory
 	l.g, l.meta, l.metaDirty = g, m, true
 	l.lastRescue = time.Now()
 	if m.Status != jobstore.StatusNew {
@@ -474,6 +475,18 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 					}
 				}
 				inputs[i] = in
+				if rf := j.extra().reqFrom; rf != "" {
+					r, err := resolveRequirements(tx, rf, l.g.finishedJob)
+					if errors.Is(err, jobstore.ErrCorrupt) {
+						return err
+					}
+					if err != nil {
+						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: requirements: %v", j.display(), err), permanent: true})
+						batch[i] = nil
+						continue
+					}
+					l.g.requirementsResolved(j, r)
+				}
 			}
 			return nil
 		})

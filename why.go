@@ -142,7 +142,11 @@ func (g *graph) why(id JobID) string {
 	case inReady:
 		return "ready; waiting for room in the batch system (Config.MaxIssued)"
 	case inBackoff:
-		return fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
+		w := fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
+		if j.extra().memFactor > 0 && j.req.Memory > 0 {
+			w += "; the next try asks for " + fmtBytes(j.req.Memory) + " of memory"
+		}
+		return w
 	case isIssued:
 		return "issued to the batch system"
 	}
@@ -156,7 +160,11 @@ func (g *graph) why(id JobID) string {
 			}
 		}
 	}
-	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+	w := fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+	if rf := j.extra().reqFrom; rf != "" {
+		w += "; its requirements come from results of " + promisedJobs(rf)
+	}
+	return w
 }
 
 // stuck explains a workflow in which nothing can run.
@@ -171,4 +179,14 @@ func (l *Leader) stuck() error {
 		}
 	}
 	return errors.New(b.String())
+}
+
+// promisedJobs names the jobs whose results b promises.
+func promisedJobs(b string) string {
+	var ids []string
+	_, _ = mapPlaceholders([]byte(b), func(ph placeholder) ([]byte, error) {
+		ids = append(ids, JobID(ph.Job).String())
+		return []byte("0"), nil
+	})
+	return strings.Join(ids, ", ")
 }
