@@ -1,0 +1,5 @@
+//go:build !race
+
+package gaffer_test
+
+const raceEnabled = false
