@@ -93,7 +93,7 @@ func TestOutOfMemoryIsRetriedWithMore(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the local batch system enforces memory on Linux only")
 	}
-	if raceEnabled {
+	if raceEnabled() {
 		t.Skip("a worker built with the race detector needs far more than its memory request for the detector itself")
 	}
 	bs, err := local.New(local.Options{Mode: local.Subprocess, Cores: 2, Memory: 4 << 30, EnforceMemory: true})

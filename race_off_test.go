@@ -1,5 +1,0 @@
-//go:build !race
-
-package gaffer_test
-
-const raceEnabled = false
