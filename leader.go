@@ -370,7 +370,9 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 	if l.g.idle() && issueCap != 0 {
 		return nil, l.stuck()
 	}
-	wait := l.cfg.PollInterval
+	// Requests (Cancel, RequestCancel) are taken at the start of a turn:
+	// a turn lasts at most ControlInterval.
+	wait := min(l.cfg.PollInterval, l.cfg.ControlInterval)
 	if next > 0 && next < wait {
 		wait = next
 	}

@@ -52,7 +52,7 @@ type Stats struct {
 
 // Status counts where the workflow's live jobs stand.
 type Status struct {
-	Live      int // jobs not yet finished with their subtree
+	Live      int // job records the leader holds: jobs not finished with their subtree, and those kept for the end (the root, failed and skipped jobs)
 	Ready     int // runnable, waiting for room in the batch system
 	Issued    int // handed to the batch system
 	Backoff   int // waiting out a retry backoff
