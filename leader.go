@@ -477,17 +477,11 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 					}
 				}
 				inputs[i] = in
-				if rf := j.extra().reqFrom; rf != "" {
-					r, err := resolveRequirements(tx, rf, l.g.finishedJob)
-					if errors.Is(err, jobstore.ErrCorrupt) {
-						return err
-					}
-					if err != nil {
-						bad = append(bad, event{j: j, msg: fmt.Sprintf("job %s: requirements: %v", j.display(), err), permanent: true})
-						batch[i] = nil
-						continue
-					}
-					l.g.requirementsResolved(j, r)
+				if err := l.resolveRequirements(tx, j); errors.Is(err, jobstore.ErrCorrupt) {
+					return err
+				} else if err != nil {
+					bad = append(bad, event{j: j, msg: err.Error(), permanent: true})
+					batch[i] = nil
 				}
 			}
 			return nil

@@ -2,6 +2,7 @@ package gaffer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -263,8 +264,27 @@ type resolvedReqs struct {
 	Disk   *int64   `json:"disk"`
 }
 
-// resolveRequirements resolves a job's stored requirement promises.
-func resolveRequirements(tx jobstore.ReadTx, stored string, finished func(JobID) bool) (resolvedReqs, error) {
+// resolveRequirements resolves the requirement promises of j, about to
+// be issued, and gives them to the graph. A damaged store is ErrCorrupt;
+// another error is the job's.
+func (l *Leader) resolveRequirements(tx jobstore.ReadTx, j *ljob) error {
+	rf := j.extra().reqFrom
+	if rf == "" {
+		return nil
+	}
+	r, err := readRequirements(tx, rf, l.g.finishedJob)
+	if errors.Is(err, jobstore.ErrCorrupt) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("job %s: requirements: %w", j.display(), err)
+	}
+	l.g.requirementsResolved(j, r)
+	return nil
+}
+
+// readRequirements resolves a job's stored requirement promises.
+func readRequirements(tx jobstore.ReadTx, stored string, finished func(JobID) bool) (resolvedReqs, error) {
 	var r resolvedReqs
 	b, err := resolve(tx, []byte(stored), 0, finished)
 	if err != nil {
