@@ -111,4 +111,3 @@ func (d *data) graph() *dag.Graph {
 	}
 	return g
 }
-

@@ -44,13 +44,13 @@ type job struct {
 
 // failure is a failed attempt, for the table of failures.
 type failure struct {
-	job                jobstore.JobID
-	kind, name         string
-	n                  int
-	node, reason, err  string
-	exit               int
-	start              int64
-	batchSys, batchID  string
+	job               jobstore.JobID
+	kind, name        string
+	n                 int
+	node, reason, err string
+	exit              int
+	start             int64
+	batchSys, batchID string
 }
 
 type data struct {
