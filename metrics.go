@@ -72,8 +72,8 @@ type AttemptEnded struct {
 	Attempt  int    // 1 for the job's first attempt
 	Category string // as in AttemptIssued
 	// BatchSystem is as in AttemptIssued; Node is the machine that ran
-	// the attempt, when the batch system says (the local batch system
-	// does not: "").
+	// the attempt, as the batch system names it (the local batch system:
+	// this host's name); "" when it does not say.
 	BatchSystem, Node string
 
 	// Start is when the attempt started (the worker's clock), or, when
