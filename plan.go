@@ -22,7 +22,8 @@ import (
 //     and the store is what a later leader resumes from.
 //  3. after the commit: ask services to stop, let the transport forget
 //     ended attempts (their folders hold results the store now has), and
-//     tell the cluster scaler's workload what was issued and what ended.
+//     tell the cluster scaler's workload what was issued and what ended,
+//     and Config.Metrics (metrics.go).
 //
 // A test applies plans to memory instead (planRecorder), so the pure
 // tests drive the same transitions and see the same plans as the leader.
