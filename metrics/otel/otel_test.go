@@ -30,7 +30,7 @@ func collected(t *testing.T, r *sdkmetric.ManualReader) map[string]map[string]fl
 			if i > 0 {
 				k += ","
 			}
-			k += string(kv.Key) + "=" + kv.Value.Emit()
+			k += string(kv.Key) + "=" + kv.Value.String()
 		}
 		return k
 	}
