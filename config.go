@@ -129,6 +129,10 @@ type Config struct {
 	NoSync bool
 	// Logger receives the leader's structured logs; nil means silence.
 	Logger *slog.Logger
+	// Metrics, if set, receives what the leader does as the store
+	// records it: attempts issued and ended, commits and the queues'
+	// lengths (see Metrics, and the package metrics). Nil means none.
+	Metrics Metrics
 }
 
 // NoRetries as Config.RetryCount means failed jobs are not retried.

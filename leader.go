@@ -183,6 +183,7 @@ func (l *Leader) end(ctx context.Context) {
 	if l.stopScaler != nil {
 		l.stopScaler()
 	}
+	l.logEnd()
 }
 
 // Run runs the workflow with the given root and decodes its value.
@@ -262,7 +263,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 		}
 		settled, restart, failed := g.reload()
 		g.resumed(settled, restart, failed, l.meta.Status)
-		l.log.Info("workflow resumed", "workflow_id", m.WorkflowID, "live_jobs", len(g.jobs), "ready", g.readyLen(), "epoch", m.Epoch)
+		l.logResumed(m, len(restart), len(failed))
 		if err := l.apply(ctx); err != nil {
 			return err
 		}
@@ -438,7 +439,7 @@ func (l *Leader) attemptEnded(fin *batchsystem.FinishedJob) *ljob {
 	}
 	attemptNo := j.tries + 1
 	if msg := l.g.attemptEnded(&e); msg != "" {
-		l.log.Debug("job attempt failed", "job_id", j.id.String(), "job_kind", j.kind, "attempt", attemptNo, "err", msg)
+		l.logFailure(j, attemptNo, fin, msg)
 	}
 	return j
 }
@@ -506,7 +507,9 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 			return err
 		}
 		for _, e := range bad {
+			n := e.j.tries + 1
 			l.g.issueFailed(e.j, e.msg, e.permanent)
+			l.logFailure(e.j, n, nil, e.msg)
 		}
 		if err := l.apply(ctx); err != nil {
 			return err
@@ -627,6 +630,9 @@ func (l *Leader) committed(p *plan) {
 	}
 	for _, n := range p.done {
 		l.work.done(n.bs, n.wall, n.ok)
+	}
+	if l.cfg.Metrics != nil {
+		l.report(p)
 	}
 }
 

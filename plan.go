@@ -22,7 +22,8 @@ import (
 //     and the store is what a later leader resumes from.
 //  3. after the commit: ask services to stop, let the transport forget
 //     ended attempts (their folders hold results the store now has), and
-//     tell the cluster scaler's workload what was issued and what ended.
+//     tell the cluster scaler's workload what was issued and what ended,
+//     and Config.Metrics (metrics.go).
 //
 // A test applies plans to memory instead (planRecorder), so the pure
 // tests drive the same transitions and see the same plans as the leader.
@@ -46,6 +47,10 @@ type plan struct {
 	failed  int // failed attempts, for Stats
 	succeed int // successful job bodies, for Stats
 
+	// cats holds the categories of the attempts recorded, for
+	// Config.Metrics (metrics.go).
+	cats map[attemptRef]string
+
 	// backings counts backing IDs among dirty records that the store does
 	// not have yet.
 	backings int
@@ -68,11 +73,16 @@ type result struct {
 	value []byte
 }
 
-// issuedNote and doneNote tell the scaler's workload about an attempt.
+// issuedNote and doneNote tell the scaler's workload about an attempt;
+// issuedNote tells Config.Metrics too.
 type issuedNote struct {
 	bs   batchsystem.ID
 	kind string
 	req  Requirements
+	job  JobID
+	n    int32  // the attempt's number
+	cats string // the job's categories, NUL-joined
+	at   int64  // issue time, UnixNano
 }
 
 type doneNote struct {

@@ -132,11 +132,12 @@ func (g *graph) requeue(j *ljob) {
 
 func (g *graph) track(j *ljob, id batchsystem.ID) {
 	j.where, j.bsID = isIssued, id
-	g.issued[id] = issuedAttempt{j: j, at: g.now().UnixNano()}
+	at := g.now().UnixNano()
+	g.issued[id] = issuedAttempt{j: j, at: at}
 	if j.svc() != nil {
 		g.issuedSvcs++
 	}
-	g.plan.issued = append(g.plan.issued, issuedNote{bs: id, kind: j.kind, req: *j.req})
+	g.plan.issued = append(g.plan.issued, issuedNote{bs: id, kind: j.kind, req: *j.req, job: j.id, n: j.tries + 1, cats: j.extra().categories, at: at})
 }
 
 // untrack forgets an issued attempt that ended or is killed: wall is its
@@ -214,6 +215,7 @@ func (g *graph) newRecord(j *ljob, e *event) jobstore.Attempt {
 		Kind: j.kind, Name: j.extra().name, Preds: j.preds, Requirements: *j.req,
 		Backing: j.extra().backing.id, End: g.now(),
 	}
+	g.plan.noteCategories(&rec, j.extra().categories)
 	if is, ok := g.issued[j.bsID]; ok && j.where == isIssued {
 		rec.BatchID, rec.Start = strconv.FormatInt(int64(j.bsID), 10), time.Unix(0, is.at)
 	}

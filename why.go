@@ -74,6 +74,10 @@ func (s Status) String() string {
 func (l *Leader) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.status()
+}
+
+func (l *Leader) status() Status {
 	if l.g == nil {
 		return Status{}
 	}

@@ -6,6 +6,11 @@
 //	go run ./cmd/gaffer-bench -scenario fanout -n 2000 -mode subprocess
 //	go run ./cmd/gaffer-bench -scenario fanout -n 1000000
 //	go run ./cmd/gaffer-bench -scenario resume -n 1000000
+//	go run ./cmd/gaffer-bench -scenario fanout -n 100000 -metrics discard
+//
+// -metrics discard gives the leader a receiver of its events that does
+// nothing, to measure what reporting them costs; -metrics views keeps the
+// views of package metrics.
 //
 // Stores are durable (fsync at every commit) and live in -dir.
 package main
@@ -24,6 +29,7 @@ import (
 	"github.com/gafferhq/gaffer/batchsystem/local"
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
 	"github.com/gafferhq/gaffer/internal/rusage"
+	"github.com/gafferhq/gaffer/metrics"
 )
 
 func main() {
@@ -34,7 +40,14 @@ func main() {
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
 	maxJobs := flag.Int("maxjobs", 0, "jobs the local batch system runs at once (0: as many as fit)")
+	flag.StringVar(&metricsMode, "metrics", "none", "receiver of the leader's events: none (Config.Metrics nil), discard (a no-op receiver) or views (package metrics)")
 	flag.Parse()
+	switch metricsMode {
+	case "none", "discard", "views":
+	default:
+		fmt.Fprintf(os.Stderr, "gaffer-bench: -metrics %q: want none, discard or views\n", metricsMode)
+		os.Exit(2)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -87,8 +100,8 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 			return fmt.Errorf("sum %d, want %d", sum, want)
 		}
 		s := l.Stats()
-		fmt.Printf("fanout n=%d mode=%s: %d jobs in %.2fs = %.0f jobs/s; %d commits; leader peak RSS %s\n",
-			n, mode, n+2, took.Seconds(), float64(n+2)/took.Seconds(), s.Commits, peakRSS())
+		fmt.Printf("fanout n=%d mode=%s metrics=%s: %d jobs in %.2fs = %.0f jobs/s; %d commits; leader peak RSS %s\n",
+			n, mode, metricsMode, n+2, took.Seconds(), float64(n+2)/took.Seconds(), s.Commits, peakRSS())
 	case "resume":
 		// Make a store holding n pending jobs: run the fan-out until the
 		// root has stored its children, then stop the leader.
@@ -136,6 +149,9 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 	return nil
 }
 
+// metricsMode says which receiver, if any, gets the leader's events.
+var metricsMode string
+
 // profile, if set, receives a CPU profile of the measured part.
 var profile *os.File
 
@@ -152,7 +168,14 @@ func leader(store string, opts local.Options) (*gaffer.Leader, *local.System, er
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := gaffer.NewLeader(gaffer.Config{Store: store, BatchSystem: bs})
+	cfg := gaffer.Config{Store: store, BatchSystem: bs}
+	switch metricsMode {
+	case "discard":
+		cfg.Metrics = metrics.Discard
+	case "views":
+		cfg.Metrics = metrics.New(metrics.Options{})
+	}
+	l, err := gaffer.NewLeader(cfg)
 	if err != nil {
 		bs.Shutdown(context.Background())
 		return nil, nil, err

@@ -5,6 +5,14 @@
 //	go run ./examples/fanout -n 1000 -mode subprocess
 //	go run ./examples/fanout -n 20 -mode slurm
 //
+// -metrics ADDR serves Prometheus metrics at http://ADDR/metrics while it
+// runs (gaffer_attempts_issued_total, gaffer_attempts_ended_total, ...:
+// package metrics/prometheus) and the views of package metrics as JSON at
+// http://ADDR/views; it prints the address it listens on, so ADDR may
+// have port 0. A progress line (done/total, rate, failures, time left)
+// goes to stderr when stderr is a terminal; -progress prints it anyway,
+// a line every 10 s.
+//
 // With -mode slurm every job is one Slurm batch job, run by this program
 // in worker mode. The jobs must see the program, the store's work
 // directory (next to the store) and the same paths as the leader: on a
@@ -20,16 +28,25 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/batchsystem/local"
 	"github.com/gafferhq/gaffer/batchsystem/slurm"
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
+	"github.com/gafferhq/gaffer/internal/progress"
+	"github.com/gafferhq/gaffer/metrics"
+	gafferprom "github.com/gafferhq/gaffer/metrics/prometheus"
 )
 
 func main() {
@@ -42,6 +59,8 @@ func main() {
 	flag.BoolVar(&o.verbose, "v", false, "log the leader's progress to stderr")
 	flag.StringVar(&o.partition, "partition", "", "slurm mode: partition for the jobs (default: the cluster's default)")
 	flag.DurationVar(&o.poll, "poll", time.Second, "slurm mode: least time between two squeue queries (the adapter's default is 5s; keep it there on a shared cluster)")
+	flag.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (host:port) at /metrics while running")
+	flag.BoolVar(&o.progress, "progress", false, "print the progress line even when stderr is not a terminal")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -60,6 +79,8 @@ type options struct {
 	verbose   bool
 	partition string
 	poll      time.Duration
+	metrics   string
+	progress  bool
 }
 
 func run(ctx context.Context, o options) error {
@@ -114,6 +135,13 @@ func run(ctx context.Context, o options) error {
 	}
 	defer bs.Shutdown(context.Background())
 	cfg := gaffer.Config{Store: store, BatchSystem: bs, Logger: logger}
+	if o.metrics != "" {
+		stop, err := serveMetrics(o.metrics, &cfg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	leader, err := gaffer.NewLeader(cfg)
 	if err != nil {
 		return err
@@ -121,7 +149,17 @@ func run(ctx context.Context, o options) error {
 	defer leader.Close()
 
 	start := time.Now()
+	stopProgress := func() {}
+	if tty := progress.IsTerminal(os.Stderr); tty || o.progress {
+		interval := 10 * time.Second
+		if tty {
+			interval = time.Second
+		}
+		p := progress.Start(os.Stderr, "fanout", tty, interval, func() progress.Figures { return figures(leader, o.n) })
+		stopProgress = p.Stop
+	}
 	sum, err := gaffer.Run(ctx, leader, fanout.Root.New(o.n))
+	stopProgress() // its last line, before anything else is printed
 	if err != nil {
 		return err
 	}
@@ -129,4 +167,46 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("sum of 0..%d = %d\n", o.n-1, sum)
 	fmt.Fprintf(os.Stderr, "%d jobs in %v (%.0f jobs/s)\n", o.n+2, took.Round(time.Millisecond), float64(o.n+2)/took.Seconds())
 	return nil
+}
+
+// figures are the progress line's: jobs done by this leader, and its
+// total, which is the done ones and the live ones but the root (once the
+// root's body has run, it stays live, waiting for its children and their
+// sum); before anything ran, and on a fresh store, n leaves, their sum and
+// the root.
+func figures(l *gaffer.Leader, n int) progress.Figures {
+	st, s := l.Stats(), l.Status()
+	total := n + 2
+	switch {
+	case s.Finished:
+		total = st.Successes
+	case s.Live > 1:
+		total = st.Successes + s.Live - 1
+	}
+	return progress.Figures{Done: st.Successes, Total: total, Failed: st.Failures}
+}
+
+// serveMetrics serves Prometheus metrics at /metrics and the views of
+// package metrics at /views on addr, fed by the leader that cfg makes,
+// and prints where. stop closes the server.
+func serveMetrics(addr string, cfg *gaffer.Config) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pm, err := gafferprom.New(reg, nil)
+	if err != nil {
+		return nil, err
+	}
+	views := metrics.New(metrics.Options{})
+	cfg.Metrics = metrics.Tee(pm, views)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/views", views)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Fprintf(os.Stderr, "fanout: metrics at http://%s/metrics\n", ln.Addr())
+	return func() { srv.Close() }, nil
 }
