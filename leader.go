@@ -46,6 +46,7 @@ type Leader struct {
 	metaDirty bool         // meta changed (a new epoch) and is not yet saved
 	rec       jobstore.Job // reused for every record written
 	stats     Stats
+	live      liveView // the snapshot other processes read (live.go)
 
 	work      *workload
 	scaler    *scaler.ClusterScaler
@@ -183,6 +184,7 @@ func (l *Leader) end(ctx context.Context) {
 	if l.stopScaler != nil {
 		l.stopScaler()
 	}
+	l.endLive()
 }
 
 // Run runs the workflow with the given root and decodes its value.
@@ -353,6 +355,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 // transaction; with nothing to record, run the periodic checks. It
 // returns the jobs whose attempts ended. The caller holds l.mu.
 func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err error) {
+	l.publishLive(false) // at most once a second
 	next := l.g.promoteBackoff()
 	if err := l.control(ctx); err != nil {
 		return nil, err
@@ -601,6 +604,7 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 func (l *Leader) committed(p *plan) {
 	l.stats.Successes += p.succeed
 	l.stats.Failures += p.failed
+	l.recordLive(p.attempts)
 	for _, a := range p.stop {
 		if !l.g.isIssued(a) {
 			continue // ended meanwhile
