@@ -483,9 +483,14 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 		if err != nil {
 			return fmt.Errorf("gaffer: reading job inputs: %w", err)
 		}
+		began := time.Now()
 		for i, j := range batch {
 			if j == nil {
 				continue
+			}
+			if time.Since(began) > issueSlice {
+				l.requeueRest(batch[i:]) // a slow batch system: requests first (live.go)
+				break
 			}
 			if l.g.plan.mustSave(false) {
 				if err := l.apply(ctx); err != nil {
@@ -503,6 +508,11 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 			l.g.issueFailed(e.j, e.msg, e.permanent)
 		}
 		if err := l.apply(ctx); err != nil {
+			return err
+		}
+		// A long round of issues still publishes and takes requests.
+		l.publishLive(false)
+		if err := l.control(ctx); err != nil || l.g.finished() {
 			return err
 		}
 	}

@@ -462,3 +462,36 @@ func (h *hist) spread() Spread {
 	}
 	return s
 }
+
+// WorkDirStore reads a work directory's marker: the path of the store
+// whose leader made it, and the workflow's ID. A directory without one
+// is refused with ErrNotWorkDir.
+func WorkDirStore(workDir string) (store, workflowID string, err error) {
+	if err := checkWorkDir(workDir); err != nil {
+		return "", "", err
+	}
+	b, err := os.ReadFile(filepath.Join(workDir, markerFile))
+	var m marker
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %s: unreadable %s: %w", ErrNotWorkDir, workDir, markerFile, err)
+	}
+	return m.Store, m.WorkflowID, nil
+}
+
+// issueSlice is the longest the leader issues one batch of jobs before
+// it publishes its state and looks for requests: with a batch system
+// that is slow to take jobs (worker processes, sbatch), a batch of
+// thousands could otherwise keep a cancel waiting for many seconds.
+const issueSlice = 500 * time.Millisecond
+
+// requeueRest gives back the jobs of a batch left unissued.
+func (l *Leader) requeueRest(batch []*ljob) {
+	for _, j := range batch {
+		if j != nil {
+			l.g.requeue(j)
+		}
+	}
+}
