@@ -112,7 +112,7 @@ func (t *target) logsFromStore(ctx context.Context, c *cli, id jobstore.JobID) i
 		how := "succeeded"
 		if !a.OK {
 			how = "failed"
-			if a.Reason != "" {
+			if a.Reason != "" && a.Reason != "failed" && a.Reason != "finished" {
 				how += " (" + a.Reason + ")"
 			}
 			if a.Error != "" {

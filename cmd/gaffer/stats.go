@@ -88,7 +88,7 @@ func (r *statsReport) print(w io.Writer) {
 	fmt.Fprintln(tw, "type\tjobs\tsucceeded\tfailed\tretries\twall min/median/max\tCPU min/median/max\tpeak memory")
 	for _, k := range r.Stats {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", k.Kind, k.Jobs, k.Succeeded, k.Failed, k.Retries,
-			spread(k.Wall), spread(k.CPU), bytes(k.PeakRSS))
+			spread(k.Wall), spread(k.CPU), size(k.PeakRSS))
 	}
 	tw.Flush()
 }
@@ -123,8 +123,8 @@ func dur(d time.Duration) string {
 	return d.String()
 }
 
-// bytes prints a size in binary units.
-func bytes(n int64) string {
+// size prints a size in binary units.
+func size(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
