@@ -399,14 +399,6 @@ func (t *boltTx) DeleteJob(id JobID) error {
 	return t.tx.Bucket(bucketJobs).Delete(key(id))
 }
 
-func (t *boltTx) get(bucket []byte, k []byte, what string) ([]byte, error) {
-	v := t.tx.Bucket(bucket).Get(k)
-	if v == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, what)
-	}
-	return bytes.Clone(v), nil
-}
-
 func (t *boltTx) Input(id JobID) ([]byte, error) {
 	k := key(id)
 	v := t.tx.Bucket(bucketJobs).Get(k)
