@@ -410,7 +410,7 @@ func TestStoppedWorkflow(t *testing.T) {
 	require.Contains(t, stdout, "fanout.leaf (j2000): ")
 	stdout, _, code = gafferCmd(t, "why", store, "-n", "3")
 	require.Equal(t, exitOK, code)
-	require.Contains(t, stdout, "the first 3, as a leader resuming the workflow would see them:")
+	require.Contains(t, stdout, "stopped: no leader runs; 2002 jobs have not finished (the first 3), as a leader resuming the workflow would see them:")
 	require.Contains(t, stdout, "  fanout.root (j1): body done; waiting for 2000 child subtree(s)\n")
 
 	stdout, stderr, code = gafferCmd(t, "cancel", store, "j2000")

@@ -154,13 +154,18 @@ func (t *target) whyStored(ctx context.Context, c *cli, ids []jobstore.JobID, n 
 	if t.meta.Status == jobstore.StatusRunning {
 		word = "stopped"
 	}
+	first := ""
+	if len(jobs) < total {
+		first = fmt.Sprintf(" (the first %d)", len(jobs))
+	}
 	switch {
 	case total == 0:
 		fmt.Fprintf(c.stdout, "%s: no job is waiting (no leader runs)\n", word)
-	case len(jobs) < total:
-		fmt.Fprintf(c.stdout, "%s: no leader runs; %d jobs have not finished; the first %d, as a leader resuming the workflow would see them:\n", word, total, len(jobs))
+	case t.meta.Status == jobstore.StatusRunning:
+		fmt.Fprintf(c.stdout, "%s: no leader runs; %d %s not finished%s, as a leader resuming the workflow would see %s:\n",
+			word, total, plural(total, "job has", "jobs have"), first, plural(len(jobs), "it", "them"))
 	default:
-		fmt.Fprintf(c.stdout, "%s: no leader runs; %d %s not finished, as a leader resuming the workflow would see %s:\n", word, total, plural(total, "job has", "jobs have"), plural(total, "it", "them"))
+		fmt.Fprintf(c.stdout, "%s: no leader runs; %d %s left%s:\n", word, total, plural(total, "job is", "jobs are"), first)
 	}
 	printJobs(c, "  ", jobs)
 	return exitOK
