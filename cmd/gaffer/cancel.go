@@ -67,6 +67,9 @@ A path that is not a gaffer store is refused.`,
 // cancelLive asks the running leader through request files, and waits
 // for it to take them (it removes them once what they ask is committed).
 func (t *target) cancelLive(ctx context.Context, c *cli, ids []jobstore.JobID, wait time.Duration) int {
+	if t.unmarked {
+		return c.errorf("%s: a process holds the store, and %s has no marker yet: if a leader is starting, try again in a second; if its work directory is elsewhere, give it with -workdir", t.path, t.workDir)
+	}
 	if s := t.snap; s != nil && s.Status != jobstore.StatusRunning.String() {
 		fmt.Fprintf(c.stdout, "the workflow has already %s: nothing to cancel\n", ended(s.Status))
 		return exitOK

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/batchsystem/local"
+	"github.com/gafferhq/gaffer/jobstore"
 )
 
 // The test binary is also a worker of subprocess jobs, and a leader
@@ -110,23 +111,12 @@ func line1(t *testing.T, s string) string {
 	return line
 }
 
-// syncBuffer is a bytes.Buffer that a process's output and the test
-// share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// fileText reads a process's output from its file.
+type fileText string
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+func (f fileText) String() string {
+	b, _ := os.ReadFile(string(f))
+	return string(b)
 }
 
 // binDir holds the programs the tests build, once per test binary.
@@ -228,8 +218,13 @@ func TestFanoutLive(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "S")
 	workDir := store + ".work"
 	cmd := exec.Command(fanout, "-n", "200000", "-mode", "subprocess", "-store", store)
-	var errOut syncBuffer
-	cmd.Stdout, cmd.Stderr = &errOut, &errOut
+	// The output goes to a file: with a pipe, Wait would also wait for
+	// every worker process that inherited it to close it.
+	outFile, err := os.Create(filepath.Join(t.TempDir(), "fanout.out"))
+	require.NoError(t, err)
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	errOut := fileText(outFile.Name())
 	require.NoError(t, cmd.Start())
 	exited, waited := make(chan error, 1), make(chan struct{})
 	go func() { exited <- cmd.Wait(); close(waited) }()
@@ -296,7 +291,6 @@ func TestFanoutLive(t *testing.T) {
 	stdout, stderr, code = gafferCmd(t, "cancel", store)
 	require.Equal(t, exitOK, code, stderr)
 	require.Contains(t, stdout, "cancelled the workflow")
-	var err error
 	select {
 	case err = <-exited:
 	case <-time.After(5*time.Second - time.Since(began)):
@@ -555,4 +549,30 @@ func TestBinary(t *testing.T) {
 	out, err = exec.Command(exe, "status", "-h").Output()
 	require.NoError(t, err)
 	require.Contains(t, string(out), "usage: gaffer status [flags] STORE")
+}
+
+// A store held by a process whose work directory has no marker yet (a
+// leader between opening its store and marking its work directory) is
+// running; it cannot be asked anything yet, nor cleaned.
+func TestHeldUnmarkedStore(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "held.db")
+	db, err := jobstore.OpenBolt(store, nil)
+	require.NoError(t, err)
+	defer db.Close()
+
+	stdout, stderr, code := gafferCmd(t, "status", store)
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, "running", line1(t, stdout))
+	require.Contains(t, stdout, "a process holds the store, and "+store+".work has no marker yet")
+	_, stderr, code = gafferCmd(t, "cancel", store)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr, "has no marker yet: if a leader is starting, try again in a second")
+	_, stderr, code = gafferCmd(t, "why", store)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr, "has not published a live snapshot yet")
+	_, stderr, code = gafferCmd(t, "clean", store)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr, "another process holds the store")
+	require.FileExists(t, store)
+	require.NoDirExists(t, store+".work")
 }

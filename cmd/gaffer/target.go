@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +31,9 @@ type target struct {
 
 	// A leader (or some other process) holds the store for writing.
 	held bool
+	// unmarked: the store is held, and its work directory has no marker
+	// (yet: a leader marks it after it opens the store).
+	unmarked bool
 	// snap is the leader's live snapshot: while held, of the leader that
 	// holds it (nil while that leader has not published one yet);
 	// otherwise the last leader's, if any.
@@ -60,8 +65,6 @@ func open(ctx context.Context, path, workDir string) (*target, error) {
 			return nil, fmt.Errorf("%s is the work directory of the store %s: give the store", path, store)
 		}
 		return nil, fmt.Errorf("%s is a directory, not a gaffer store", path)
-	case st.Size() == 0:
-		return nil, fmt.Errorf("%s is empty: not a gaffer store", path)
 	}
 
 	t.release, err = jobstore.LockShared(abs)
@@ -72,6 +75,10 @@ func open(ctx context.Context, path, workDir string) (*target, error) {
 		// No separate probe here: bbolt's own lock says it.
 	case err != nil:
 		return nil, err
+	}
+	if !t.held && st.Size() == 0 {
+		t.close()
+		return nil, fmt.Errorf("%s is empty: not a gaffer store", path)
 	}
 	if !t.held {
 		t.db, err = jobstore.OpenBolt(abs, &jobstore.BoltOptions{ReadOnly: true, LockTimeout: -1})
@@ -122,6 +129,11 @@ func (t *target) findLive() error {
 	}
 	store, _, err := gaffer.WorkDirStore(t.workDir)
 	switch {
+	case err != nil && !given && errors.Is(err, gaffer.ErrNotWorkDir) && looksLikeBolt(t.store):
+		// A leader opens (and locks) its store before it marks its work
+		// directory: it is starting, or its work directory is elsewhere.
+		t.unmarked = true
+		return nil
 	case err != nil && !given:
 		return fmt.Errorf("another process holds %s (a leader, or a program that is not gaffer), and %s is not its work directory; if a leader runs it with another work directory, give it with -workdir", t.path, t.workDir)
 	case err != nil:
@@ -166,6 +178,8 @@ func (t *target) live() bool { return t.held && t.snap != nil && !t.snap.Final }
 func (t *target) leaderLine() string {
 	s := t.snap
 	switch {
+	case t.held && t.unmarked:
+		return fmt.Sprintf("a process holds the store, and %s has no marker yet (a leader starting, or one whose work directory is elsewhere: give it with -workdir)", t.workDir)
 	case t.held && s == nil:
 		return "a process holds the store and has not published a live snapshot yet (a leader loading the workflow?)"
 	case t.held && s.Final:
@@ -248,4 +262,23 @@ func (t *target) checkJob(id jobstore.JobID) error {
 		return fmt.Errorf("%s: no job %s: the workflow's jobs are j1 to j%d", t.path, id, uint64(n)-1)
 	}
 	return nil
+}
+
+// looksLikeBolt reports whether the file at path starts as a bbolt file
+// does (its first meta page's magic number), or is still empty (bbolt
+// has created it and not yet written it).
+func looksLikeBolt(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [20]byte
+	n, _ := io.ReadFull(f, b[:])
+	if n == 0 {
+		return true
+	}
+	// A page header of 16 bytes, then the meta page's magic, in the
+	// machine's byte order.
+	return n == len(b) && binary.NativeEndian.Uint32(b[16:]) == 0xED0CDAED
 }
