@@ -46,6 +46,7 @@ type Leader struct {
 	metaDirty bool         // meta changed (a new epoch) and is not yet saved
 	rec       jobstore.Job // reused for every record written
 	stats     Stats
+	live      liveView // the snapshot other processes read (live.go)
 
 	work      *workload
 	scaler    *scaler.ClusterScaler
@@ -184,6 +185,7 @@ func (l *Leader) end(ctx context.Context) {
 		l.stopScaler()
 	}
 	l.logEnd()
+	l.endLive()
 }
 
 // Run runs the workflow with the given root and decodes its value.
@@ -355,6 +357,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 // transaction; with nothing to record, run the periodic checks. It
 // returns the jobs whose attempts ended. The caller holds l.mu.
 func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err error) {
+	l.publishLive(false) // at most once a second
 	next := l.g.promoteBackoff()
 	if err := l.control(ctx); err != nil {
 		return nil, err
@@ -490,9 +493,14 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 		if err != nil {
 			return fmt.Errorf("gaffer: reading job inputs: %w", err)
 		}
+		began := time.Now()
 		for i, j := range batch {
 			if j == nil {
 				continue
+			}
+			if time.Since(began) > issueSlice {
+				l.requeueRest(batch[i:]) // a slow batch system: requests first (live.go)
+				break
 			}
 			if l.g.plan.mustSave(false) {
 				if err := l.apply(ctx); err != nil {
@@ -512,6 +520,11 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 			l.logFailure(e.j, n, nil, e.msg)
 		}
 		if err := l.apply(ctx); err != nil {
+			return err
+		}
+		// A long round of issues still publishes and takes requests.
+		l.publishLive(false)
+		if err := l.control(ctx); err != nil || l.g.finished() {
 			return err
 		}
 	}
@@ -613,6 +626,7 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 func (l *Leader) committed(p *plan) {
 	l.stats.Successes += p.succeed
 	l.stats.Failures += p.failed
+	l.recordLive(p.attempts)
 	for _, a := range p.stop {
 		if !l.g.isIssued(a) {
 			continue // ended meanwhile
