@@ -141,7 +141,8 @@ func TestClusterConformance(t *testing.T) {
 func TestClusterSuccess(t *testing.T) {
 	needCluster(t)
 	t.Parallel()
-	b := clusterSystem(t, nil)
+	r := newCountingRunner()
+	b := clusterSystem(t, r)
 	spec := clusterSpec(t, "ok", `echo "out $GREETING"; echo "err" >&2; pwd; echo "slots $NSLOTS"`)
 	spec.Env = map[string]string{"GREETING": "it's $me"}
 	spec.Dir = filepath.Join(spec.Dir, "a dir with spaces and $x")
@@ -160,6 +161,8 @@ func TestClusterSuccess(t *testing.T) {
 	log, err := os.ReadFile(spec.LogPath)
 	require.NoError(t, err)
 	require.Equal(t, "out it's $me\nerr\n"+spec.Dir+"\nslots 2\n", string(log), "stdout and stderr in LogPath, run in Dir, two slots")
+	require.Zero(t, r.count("qacct"), "the job's status file told how it ended")
+	require.NoFileExists(t, filepath.Join(spec.Dir, ".gridengine-exit."+number), "and was removed")
 }
 
 func TestClusterFailureExitCode(t *testing.T) {
@@ -175,21 +178,37 @@ func TestClusterFailureExitCode(t *testing.T) {
 }
 
 // Exit statuses 99 and 100 would make Grid Engine reschedule the job or
-// hold it in error state; the job script turns them into 1.
+// hold it in error state; the job script exits 1 instead, so the job ends
+// normally. The status file keeps the command's own status; without one
+// (no job folder), qacct has the 1.
 func TestClusterReservedExitStatuses(t *testing.T) {
 	needCluster(t)
 	t.Parallel()
-	b := clusterSystem(t, nil)
+	o := clusterOptions(nil)
+	o.WorkDir = t.TempDir()
+	b, err := New(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
 	specs := map[batchsystem.ID]batchsystem.JobSpec{}
+	want := map[batchsystem.ID]int{}
 	for _, code := range []int{99, 100} {
-		spec := clusterSpec(t, fmt.Sprint("exit", code), fmt.Sprint("exit ", code))
-		id, err := b.Issue(t.Context(), spec)
-		require.NoError(t, err)
-		specs[id] = spec
+		for _, folder := range []bool{true, false} {
+			spec := clusterSpec(t, fmt.Sprint("exit", code, folder), fmt.Sprint("exit ", code))
+			if !folder {
+				spec.Dir = ""
+			}
+			id, err := b.Issue(t.Context(), spec)
+			require.NoError(t, err)
+			specs[id] = spec
+			want[id] = 1
+			if folder {
+				want[id] = code
+			}
+		}
 	}
 	for range specs {
 		f := waitReport(t, b, time.Minute)
-		require.Equal(t, 1, f.ExitCode, f.Message)
+		require.Equal(t, want[f.ID], f.ExitCode, f.Message)
 		require.Equal(t, batchsystem.Failed, f.Reason)
 		log, err := os.ReadFile(specs[f.ID].LogPath)
 		require.NoError(t, err)
@@ -353,13 +372,20 @@ func TestClusterAdopt(t *testing.T) {
 }
 
 // TestClusterAccounting reads a job's end from qacct after it left qstat,
-// through the poller's own query.
+// through the poller's own query: a job without a folder writes no status
+// file.
 func TestClusterAccounting(t *testing.T) {
 	needCluster(t)
 	t.Parallel()
 	r := newCountingRunner()
-	b := clusterSystem(t, r)
-	id, err := b.Issue(t.Context(), clusterSpec(t, "acct", "sleep 1; exit 5"))
+	o := clusterOptions(r)
+	o.WorkDir = t.TempDir()
+	b, err := New(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+	spec := clusterSpec(t, "acct", "sleep 1; exit 5")
+	spec.Dir = ""
+	id, err := b.Issue(t.Context(), spec)
 	require.NoError(t, err)
 	f := waitReport(t, b, time.Minute)
 	require.Equal(t, id, f.ID)

@@ -52,6 +52,7 @@ type job struct {
 	jobID    string        // gaffer's job ID, for messages
 	name     string        // the job name we gave it
 	hrt      time.Duration // the h_rt it asked for; 0 for none
+	status   string        // the status file its script writes; "" for none
 	since    time.Time     // submitted; for an adopted job, adopted minus AccountingLookback
 	adopted  bool
 	verified bool // qstat showed our name under this number (jobs we submitted are ours)
@@ -179,7 +180,7 @@ func (b *BatchSystem) track(spec batchsystem.JobSpec, number string, hrt time.Du
 	b.nextID++
 	b.jobs[id] = &job{
 		id: id, number: number, jobID: spec.JobID, name: jobName(b.opts.NamePrefix, spec),
-		hrt: hrt, since: since, adopted: adopted, verified: !adopted,
+		hrt: hrt, status: statusFile(spec.Dir, number), since: since, adopted: adopted, verified: !adopted,
 	}
 	b.byNumber[number] = id
 	b.poke()

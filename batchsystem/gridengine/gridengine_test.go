@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -686,4 +688,36 @@ func TestOptions(t *testing.T) {
 	b, err := New(Options{ExtraArgs: []string{"-P", "lab", "-l", "arch=lx-amd64"}, IgnoreMemory: true})
 	require.NoError(t, err)
 	require.NoError(t, b.Shutdown(t.Context()))
+}
+
+// A job that wrote its status file is reported from it, without qacct,
+// and the file is removed; one whose file is unfinished is left to qacct.
+func TestStatusFile(t *testing.T) {
+	b, f := newTestSystem(t, nil)
+	dir := t.TempDir()
+	spec := shSpec("a", "exit 3")
+	spec.Dir = dir
+	id, err := b.Issue(t.Context(), spec)
+	require.NoError(t, err)
+	number, _ := b.BackingID(id)
+	status := filepath.Join(dir, ".gridengine-exit."+number)
+	require.NoError(t, os.WriteFile(status, []byte("exit 3 start 1796032711 end 1796032713\n"), 0o644))
+	f.vanish(number)
+	fin := waitOne(t, b)
+	require.Equal(t, id, fin.ID)
+	require.Equal(t, 3, fin.ExitCode)
+	require.Equal(t, batchsystem.Failed, fin.Reason)
+	require.Equal(t, 2*time.Second+time.Second/2, fin.WallTime)
+	require.Zero(t, f.count("qacct"), "the status file said it all")
+	require.NoFileExists(t, status)
+
+	spec.JobID = "b"
+	id, err = b.Issue(t.Context(), spec)
+	require.NoError(t, err)
+	number, _ = b.BackingID(id)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".gridengine-exit."+number), []byte("exit 0 sta"), 0o644))
+	f.end(number, 37, 137, "qmaster enforced h_rt, h_cpu, or h_vmem limit", time.Second)
+	fin = waitOne(t, b)
+	require.Equal(t, batchsystem.Killed, fin.Reason, "an unfinished status file is no status: qacct tells")
+	require.Positive(t, f.count("qacct"))
 }

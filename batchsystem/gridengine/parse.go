@@ -379,3 +379,24 @@ func formatHRT(d time.Duration) string {
 
 // qacctTime formats t for qacct -b ([[CC]YY]MMDDhhmm[.SS]) in local time.
 func qacctTime(t time.Time) string { return t.Format("200601021504.05") }
+
+// parseStatus reads the status file a job script writes (jobScript):
+// "exit <status> start <epoch seconds> end <epoch seconds>". It returns
+// the status and the run time, or ok false for anything else, such as a
+// file still being written.
+func parseStatus(b []byte) (exit int, wall time.Duration, ok bool) {
+	f := strings.Fields(string(b))
+	if len(f) != 6 || f[0] != "exit" || f[2] != "start" || f[4] != "end" || !strings.HasSuffix(string(b), "\n") {
+		return 0, 0, false
+	}
+	exit, err := strconv.Atoi(f[1])
+	if err != nil || exit < 0 || exit > 255 {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(f[3], 10, 64)
+	end, err2 := strconv.ParseInt(f[5], 10, 64)
+	if err1 != nil || err2 != nil || end < start || end-start > maxSeconds {
+		return 0, 0, false
+	}
+	return exit, time.Duration(end-start) * time.Second, true
+}

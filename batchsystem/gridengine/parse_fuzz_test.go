@@ -107,6 +107,16 @@ func FuzzParseComplexes(f *testing.F) {
 	})
 }
 
+func FuzzParseStatus(f *testing.F) {
+	f.Add("exit 3 start 1796032711 end 1796032713\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		exit, wall, ok := parseStatus([]byte(in))
+		if ok && (exit < 0 || exit > 255 || wall < 0) {
+			t.Fatalf("status %d, %v from %q", exit, wall, in)
+		}
+	})
+}
+
 func FuzzFormatHRT(f *testing.F) {
 	for _, d := range []int64{0, 1, int64(time.Second), int64(90 * time.Minute), 1 << 62, -5} {
 		f.Add(d)

@@ -227,3 +227,18 @@ func TestClassify(t *testing.T) {
 	_, known = classify("")
 	require.False(t, known)
 }
+
+func TestParseStatus(t *testing.T) {
+	exit, wall, ok := parseStatus([]byte("exit 3 start 1796032711 end 1796032713\n"))
+	require.True(t, ok)
+	require.Equal(t, 3, exit)
+	require.Equal(t, 2*time.Second, wall)
+	for _, bad := range []string{
+		"", "exit 3 start 1796032711 end", "exit 3 start 1796032711 end 1796032713", // being written
+		"exit 256 start 1 end 2\n", "exit -1 start 1 end 2\n", "exit 3 start 5 end 2\n",
+		"exit x start 1 end 2\n", "exit 3 start 1 end 2 extra\n", "status 3 start 1 end 2\n",
+	} {
+		_, _, ok := parseStatus([]byte(bad))
+		require.False(t, ok, "%q", bad)
+	}
+}

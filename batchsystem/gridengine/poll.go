@@ -2,7 +2,9 @@ package gridengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -17,8 +19,10 @@ import (
 // A poll, at most once per PollInterval, runs:
 //
 //   - one `qstat -xml`, which lists every job of the user;
-//   - for jobs that left qstat, one `qacct -j <prefix>_*`, at most once per
-//     AccountingInterval, searching from the earliest start among them;
+//   - for jobs that left qstat, a read of the status file their script
+//     wrote, and for those without one (killed by h_rt, qdel or a signal),
+//     one `qacct -j <prefix>_*`, at most once per AccountingInterval,
+//     searching from the earliest start among them;
 //   - for jobs newly in error state (Eqw), one `qstat -j` for the reasons
 //     and one `qdel`;
 //   - now and then (reasonEvery), one `qstat -j` for the scheduling
@@ -93,9 +97,11 @@ func (b *BatchSystem) anyToWatch() bool {
 	return false
 }
 
-// acctItem is a job waiting for its accounting record.
+// acctItem is a job that left qstat, waiting for its status file or its
+// accounting record.
 type acctItem struct {
 	number, name string
+	status       string    // its status file; "" for none
 	from         time.Time // the earliest it can have started
 }
 
@@ -103,7 +109,7 @@ type acctItem struct {
 type findings struct {
 	deletes []string   // killed adopted jobs whose name a poll just checked
 	errors  []string   // jobs newly in error state
-	acct    []acctItem // jobs that left qstat, for qacct
+	gone    []acctItem // jobs that left qstat
 	waiting []*job     // jobs waiting, oldest first, for their reasons
 }
 
@@ -144,9 +150,8 @@ func (b *BatchSystem) pollOnce(ctx context.Context) {
 	if len(f.errors) > 0 {
 		b.endErrors(ctx, f.errors)
 	}
-	if len(f.acct) > 0 && b.opts.Accounting == AccountingQacct && time.Since(b.lastAcct) >= b.opts.AccountingInterval {
-		b.lastAcct = time.Now()
-		b.account(ctx, f.acct)
+	if len(f.gone) > 0 {
+		b.settle(ctx, f.gone)
 	}
 	if len(f.waiting) > 0 && time.Since(b.lastReasons) >= b.reasonEvery {
 		b.lastReasons = time.Now()
@@ -177,18 +182,11 @@ func (b *BatchSystem) apply(seen map[string]qstatJob, asked map[batchsystem.ID]b
 				j.goneAt = now
 			}
 			j.phase = phaseGone
-			if b.opts.Accounting == AccountingNone {
-				added = b.finish(j, batchsystem.FinishedJob{
-					ID: j.id, ExitCode: batchsystem.ExitUnavailable, Reason: batchsystem.Finished, BackingID: j.number,
-					Message: fmt.Sprintf("Grid Engine job %s left qstat; accounting is off, so its exit status is unknown", j.number),
-				}) || added
-				continue
-			}
 			from := j.since
 			if !j.start.IsZero() {
 				from = j.start
 			}
-			f.acct = append(f.acct, acctItem{number: j.number, name: j.name, from: from})
+			f.gone = append(f.gone, acctItem{number: j.number, name: j.name, status: j.status, from: from})
 			continue
 		}
 		if !j.verified {
@@ -261,6 +259,74 @@ func (b *BatchSystem) finish(j *job, fin batchsystem.FinishedJob) bool {
 	j.phase = phaseFinished
 	b.done = append(b.done, j.id)
 	return true
+}
+
+// settle reports the jobs that left qstat: from their status files, or
+// else from accounting.
+func (b *BatchSystem) settle(ctx context.Context, gone []acctItem) {
+	type status struct {
+		exit int
+		wall time.Duration
+	}
+	read := map[string]status{}
+	var files []string
+	for _, it := range gone {
+		if it.status == "" {
+			continue
+		}
+		// A file still being written does not parse: the job's shell
+		// has not exited, so qstat will list it once more or qacct will
+		// tell.
+		if data, err := os.ReadFile(it.status); err == nil {
+			if exit, wall, ok := parseStatus(data); ok {
+				read[it.number] = status{exit, wall}
+				files = append(files, it.status)
+			}
+		}
+	}
+	var rest []acctItem
+	b.mu.Lock()
+	added := false
+	for _, it := range gone {
+		id, ok := b.byNumber[it.number]
+		if !ok {
+			continue
+		}
+		j := b.jobs[id]
+		if j.finished != nil || j.killed || j.phase != phaseGone {
+			continue
+		}
+		if st, ok := read[it.number]; ok {
+			r := acctRecord{Number: it.number, Exit: st.exit, Wall: st.wall, HasWall: true, Started: true}
+			code, reason, msg := exitFor(r, j.hrt)
+			// date +%s counts whole seconds: half a second more is the
+			// unbiased estimate, and never 0 for a job that ran.
+			added = b.finish(j, batchsystem.FinishedJob{ID: j.id, ExitCode: code, Reason: reason, BackingID: j.number,
+				Message: msg, WallTime: st.wall + time.Second/2}) || added
+			continue
+		}
+		if b.opts.Accounting == AccountingNone {
+			added = b.finish(j, batchsystem.FinishedJob{
+				ID: j.id, ExitCode: batchsystem.ExitUnavailable, Reason: batchsystem.Finished, BackingID: j.number,
+				Message: fmt.Sprintf("Grid Engine job %s left qstat without a status file; accounting is off, so its exit status is unknown", j.number),
+			}) || added
+			continue
+		}
+		rest = append(rest, it)
+	}
+	if added {
+		b.signalDone()
+	}
+	b.mu.Unlock()
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.log.Debug("gridengine: removing a status file", "path", f, "err", err)
+		}
+	}
+	if len(rest) > 0 && time.Since(b.lastAcct) >= b.opts.AccountingInterval {
+		b.lastAcct = time.Now()
+		b.account(ctx, rest)
+	}
 }
 
 // account runs one qacct for the jobs that left qstat and reports those it

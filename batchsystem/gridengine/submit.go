@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -144,18 +145,29 @@ func (q request) resourceArgs(pe string) []string {
 
 // jobScript is the script qsub reads: the log redirection, the exports,
 // the command (every word single-quoted, so Grid Engine's joining of a
-// command line with spaces never comes into it), and the exit status,
-// with 99 and 100 turned into 1: Grid Engine gives those a meaning (99
-// reschedules a job, so it would run again forever; 100 puts it in error
-// state, where it waits for an administrator).
+// command line with spaces never comes into it), the status file, and the
+// exit status, with 99 and 100 turned into 1: Grid Engine gives those a
+// meaning (99 reschedules a job, so it would run again forever; 100 puts
+// it in error state, where it waits for an administrator).
+//
 // The command is not exec'd, so that the shell can look at its status;
 // Grid Engine signals every process of the job, so this costs nothing
 // when a job is deleted or hits its h_rt.
+//
+// With a job folder (JobSpec.Dir), the script writes the command's exit
+// status and its start and end times there (statusFile), and the poller
+// reads them when the job leaves qstat: a file read instead of a qacct,
+// which would read the whole accounting file and waits for the qmaster's
+// accounting flush. qacct remains for the jobs that never write the file:
+// those killed by h_rt, qdel or a signal.
 func jobScript(spec batchsystem.JobSpec, base map[string]string) string {
 	var sb strings.Builder
 	sb.WriteString("# gaffer job " + oneLine(spec.JobID) + ", attempt " + strconv.Itoa(spec.Attempt) + "\n")
 	if spec.LogPath != "" {
 		sb.WriteString("exec >>" + shellQuote(spec.LogPath) + " 2>&1\n")
+	}
+	if spec.Dir != "" {
+		sb.WriteString("gaffer_start=$(date +%s)\n")
 	}
 	merged := map[string]string{}
 	for k, v := range base {
@@ -179,10 +191,29 @@ func jobScript(spec batchsystem.JobSpec, base map[string]string) string {
 		sb.WriteString(shellQuote(a))
 	}
 	sb.WriteString("\nrc=$?\n")
+	if spec.Dir != "" {
+		// Errors of this write go nowhere: without the file, the poller
+		// asks qacct.
+		sb.WriteString("printf 'exit %s start %s end %s\\n' \"$rc\" \"$gaffer_start\" \"$(date +%s)\" 2>/dev/null >" +
+			shellQuote(filepath.Join(spec.Dir, statusPrefix)) + "\"$JOB_ID\"\n")
+	}
 	sb.WriteString("case $rc in 99|100)\n")
 	sb.WriteString("\techo \"gaffer: the job exited $rc, which Grid Engine reserves (99 reschedules a job, 100 puts it in error state); it exits 1 instead\" >&2\n")
 	sb.WriteString("\trc=1 ;;\nesac\nexit $rc\n")
 	return sb.String()
+}
+
+// statusPrefix starts the name of the status file a job writes in its
+// folder; the job number ends it.
+const statusPrefix = ".gridengine-exit."
+
+// statusFile is where the job with this number and folder writes its
+// status; "" when it has no folder.
+func statusFile(dir, number string) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, statusPrefix+number)
 }
 
 // oneLine keeps a value on one line of a script comment.

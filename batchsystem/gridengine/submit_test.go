@@ -144,7 +144,7 @@ func TestJobScriptRunsInSh(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "it's a log $HOME")
 	spec := batchsystem.JobSpec{
-		JobID: "j1\nsecond line", Attempt: 2, LogPath: log,
+		JobID: "j1\nsecond line", Attempt: 2, LogPath: log, Dir: dir,
 		Command: []string{"/bin/sh", "-c", `printf '%s|' "$0" "$1" "$A" "$B"; echo; echo to-stderr >&2; exit "$EXIT"`, "it's", "$HOME `x` \\ \"q\""},
 		Env:     map[string]string{"A": "from spec", "EXIT": "0"},
 	}
@@ -155,6 +155,7 @@ func TestJobScriptRunsInSh(t *testing.T) {
 		spec.Env["EXIT"] = c.exit
 		require.NoError(t, os.WriteFile(log, nil, 0o644))
 		cmd := exec.Command("/bin/sh")
+		cmd.Env = append(os.Environ(), "JOB_ID=42")
 		cmd.Stdin = strings.NewReader(jobScript(spec, base))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -174,6 +175,12 @@ func TestJobScriptRunsInSh(t *testing.T) {
 		if c.want != c.exit {
 			require.Contains(t, string(got), "which Grid Engine reserves")
 		}
+		status, err := os.ReadFile(filepath.Join(dir, ".gridengine-exit.42"))
+		require.NoError(t, err)
+		exit, wall, ok := parseStatus(status)
+		require.True(t, ok, "%q", status)
+		require.Equal(t, c.exit, strconv.Itoa(exit), "the status file has the command's own status")
+		require.Less(t, wall, time.Minute)
 	}
 }
 

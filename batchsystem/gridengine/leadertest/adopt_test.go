@@ -122,11 +122,15 @@ func testReadoption(t *testing.T, crash bool) {
 		}
 	}()
 
-	waitFor(t, 90*time.Second, "the two short leaves to end", func() bool {
-		return countMarks(readMarks(t, marks), "end") >= 2
+	// Every leaf started: the leader has recorded every job number, which
+	// it does once it has issued the batch (a qsub takes 30 to 100 ms, a
+	// job a second to start). The short leaves ended.
+	waitFor(t, 90*time.Second, "every leaf to start and the two short ones to end", func() bool {
+		m := readMarks(t, marks)
+		return countMarks(m, "start") == len(steps) && countMarks(m, "end") >= 2
 	})
 	// Give the leader a poll or two: whether or not it has recorded the
-	// short leaves, they must not run again.
+	// short leaves' ends, they must not run again.
 	time.Sleep(pollInterval)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
