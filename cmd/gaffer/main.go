@@ -71,7 +71,7 @@ func (c *cli) fail(err error) int { return c.errorf("%v", err) }
 var commands []*command
 
 func init() {
-	commands = []*command{statusCmd, whyCmd, statsCmd, logsCmd, cancelCmd, cleanCmd}
+	commands = []*command{statusCmd, whyCmd, statsCmd, logsCmd, cancelCmd, cleanCmd, reportCmd, graphCmd}
 }
 
 func usage(w io.Writer) {
