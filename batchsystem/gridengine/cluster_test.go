@@ -165,6 +165,25 @@ func TestClusterSuccess(t *testing.T) {
 	require.NoFileExists(t, filepath.Join(spec.Dir, ".gridengine-exit."+number), "and was removed")
 }
 
+// The binaries called directly, as DebianRunner does, behave as the
+// wrapper scripts do.
+func TestClusterDebianRunner(t *testing.T) {
+	needCluster(t)
+	t.Parallel()
+	r, err := DebianRunner()
+	require.NoError(t, err, "the test cell runs Debian's packages")
+	b := clusterSystem(t, r)
+	spec := clusterSpec(t, "debian", "echo $SGE_CELL; exit 4")
+	id, err := b.Issue(t.Context(), spec)
+	require.NoError(t, err)
+	f := waitReport(t, b, time.Minute)
+	require.Equal(t, id, f.ID)
+	require.Equal(t, 4, f.ExitCode)
+	log, err := os.ReadFile(spec.LogPath)
+	require.NoError(t, err)
+	require.Equal(t, "default\n", string(log), "qsub -V passed the runner's environment on")
+}
+
 func TestClusterFailureExitCode(t *testing.T) {
 	needCluster(t)
 	t.Parallel()

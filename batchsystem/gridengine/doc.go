@@ -8,14 +8,18 @@
 // complex is a per-slot consumable) and `-l h_rt=` (Walltime), the job's
 // name (-N), its working directory (-wd) and the leader's environment
 // (-V). The job itself is a script on qsub's standard input that sends its
-// output to JobSpec.LogPath, exports Options.Env and JobSpec.Env, and runs
-// the worker's argv, every word single-quoted.
+// output to JobSpec.LogPath, exports Options.Env and JobSpec.Env, runs the
+// worker's argv, every word single-quoted, and writes the worker's exit
+// status to a file in the job's folder (JobSpec.Dir).
 //
 // A single poller goroutine runs one `qstat -xml` per PollInterval, which
-// lists every job of the user, whatever their number; for jobs that have
-// left qstat it runs one `qacct -b <earliest start> -j <prefix>_*`, at most
-// once per AccountingInterval, and waits out the qmaster's accounting
-// flush. Kill and Shutdown use qdel and wait until the jobs left qstat.
+// lists every job of the user, whatever their number. A job that has left
+// qstat is reported from its status file; only jobs without one (killed
+// by h_rt, qdel or a signal, or without a folder) need qacct, and one
+// `qacct -b <earliest start> -j <prefix>_*`, at most once per
+// AccountingInterval, covers all of them, waiting out the qmaster's
+// accounting flush. Kill and Shutdown use qdel and wait until the jobs
+// left qstat.
 //
 // How Grid Engine's outcomes reach the leader:
 //
@@ -28,34 +32,38 @@
 //   - a job in error state (Eqw) would wait forever for an administrator:
 //     the poller reads its reason with `qstat -j`, deletes it, and reports
 //     it as Error with that reason, so the leader retries it.
-//   - a job that leaves qstat and has no accounting record after
-//     AccountingWait (deleted before it started, or accounting off) is
-//     Lost.
+//   - a job that leaves qstat with no status file and no accounting record
+//     after AccountingWait (deleted before it started, or accounting off)
+//     is Lost.
 //
 // Caveats, bluntly:
 //
-//   - Issue is synchronous: it returns once qsub has answered, about 30 ms
-//     on an idle qmaster, 90 ms through Debian's /usr/bin wrapper scripts
-//     (see ExecRunner). A leader issuing thousands of jobs spends that time
-//     in Issue.
-//   - Status is as old as the last poll (PollInterval, default 5 s), and
-//     the exit status as late as the accounting flush (reporting_params
-//     flush_time, 15 s by default on a cluster).
+//   - Issue is synchronous: it returns once qsub has answered, 30 ms or so
+//     on an idle qmaster, about 90 ms through Debian's /usr/bin wrapper
+//     scripts (see ExecRunner), more on a busy machine. A leader issuing
+//     thousands of jobs spends that time in Issue.
+//   - Status is as old as the last poll (PollInterval, default 5 s). For
+//     jobs that need qacct, the exit status is as late as the accounting
+//     flush (reporting_params flush_time, 15 s by default).
 //   - qacct reads the whole accounting file on every run. The window (-b)
 //     and the name pattern bound what it prints, not what it reads: on a
-//     cluster with years of accounting, each run costs the qmaster host's
-//     disk a read of that file.
+//     cluster with years of accounting, each run costs a read of that
+//     file. That is why status files come first.
 //   - Exit statuses 99 and 100 mean something to Grid Engine (reschedule;
-//     error state): the job script turns them into 1 and says so in the
-//     log.
+//     error state): the job script exits 1 instead, and says so in the
+//     log. The status file keeps the worker's own status.
 //   - h_rt is enforced with SIGKILL: a worker has no chance to write a
 //     result or a last line. Its log ends where the job was.
 //   - Memory is requested, not enforced, with the default mem_free. Do not
 //     use h_vmem for Go workers: it limits address space.
 //   - Preemptible is ignored; GPUs need Options.GPUResource (no standard
 //     complex exists), disk Options.DiskResource.
-//   - The working directory and the log path must be on a file system the
-//     execution hosts share with the leader; nothing checks this.
+//   - Without a LogPath the job's output is dropped (-o /dev/null), rather
+//     than left in <name>.o<number> files in the working directory.
+//   - The working directory, the job folder and the log must be on a file
+//     system the execution hosts share with the leader; nothing checks
+//     this. A status file the leader cannot see yet (NFS caches) only
+//     sends the job to qacct.
 //   - Jobs submitted by a leader that crashed are not found automatically:
 //     the leader must record BackingID for each job and call Adopt after a
 //     restart. Shutdown deletes only the jobs this value issued or adopted.

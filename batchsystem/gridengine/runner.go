@@ -58,10 +58,10 @@ func (e *CommandError) Unwrap() error { return e.Err }
 //
 // On Debian and Ubuntu, /usr/bin/qsub and the other commands are a shell
 // wrapper that works out SGE_ROOT and the architecture on every call,
-// which costs about 60 ms; the binaries themselves are in
+// which costs about 50 ms; the binaries themselves are in
 // /usr/lib/gridengine and need SGE_ROOT (and SGE_CELL, unless it is
-// "default") in their environment. ExecRunner{Dir: "/usr/lib/gridengine",
-// Env: []string{"SGE_ROOT=/var/lib/gridengine"}} calls them directly.
+// "default") in their environment. DebianRunner returns an ExecRunner
+// that calls them directly.
 type ExecRunner struct {
 	Dir string   // directory holding the binaries; "" means PATH
 	Env []string // added to the leader's environment, as "NAME=value"
@@ -96,6 +96,45 @@ func (r ExecRunner) Run(ctx context.Context, stdin []byte, name string, args ...
 		ce.Err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	return stdout.Bytes(), ce
+}
+
+// DebianRunner returns an ExecRunner for the binaries of Debian's and
+// Ubuntu's gridengine packages in /usr/lib/gridengine, with SGE_ROOT and
+// SGE_CELL taken from the leader's environment, else from
+// /etc/default/gridengine (which the packages' wrapper scripts read),
+// else Debian's defaults. It fails when the binaries are not there.
+//
+// A submission then costs the qsub binary alone: 7.5 ms instead of 59 ms
+// on the test cell, and the leader's machine spends a tenth of the CPU time
+// on a fan-out of 2,000 jobs (docs/gridengine.md).
+func DebianRunner() (ExecRunner, error) {
+	return debianRunner("/usr/lib/gridengine", "/etc/default/gridengine", os.Getenv)
+}
+
+func debianRunner(dir, defaults string, getenv func(string) string) (ExecRunner, error) {
+	if _, err := os.Stat(filepath.Join(dir, "qsub")); err != nil {
+		return ExecRunner{}, fmt.Errorf("gridengine: no Debian gridengine binaries: %w", err)
+	}
+	vars := map[string]string{"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
+	if b, err := os.ReadFile(defaults); err == nil {
+		// Plain NAME=value lines; values computed by the shell, such as
+		// SGE_ARCH's, are not ours to read.
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+			v = strings.Trim(v, `"'`)
+			if _, want := vars[k]; ok && want && v != "" && !strings.ContainsAny(v, "`$") {
+				vars[k] = v
+			}
+		}
+	}
+	r := ExecRunner{Dir: dir}
+	for _, k := range []string{"SGE_ROOT", "SGE_CELL"} {
+		if v := getenv(k); v != "" {
+			vars[k] = v
+		}
+		r.Env = append(r.Env, k+"="+vars[k])
+	}
+	return r, nil
 }
 
 // stderrOf returns what a failed command printed, standard error first,

@@ -133,13 +133,19 @@ func run(ctx context.Context, o options) error {
 			Logger:  logger,
 		})
 	case "gridengine":
-		bs, err = gridengine.New(gridengine.Options{
+		opts := gridengine.Options{
 			Queue:        o.queue,
 			PollInterval: o.poll,
 			NamePrefix:   "gaffer-fanout",
 			WorkDir:      store + ".work",
 			Logger:       logger,
-		})
+		}
+		// On Debian and Ubuntu, call the binaries rather than the
+		// /usr/bin wrapper scripts: a qsub costs a tenth.
+		if r, err := gridengine.DebianRunner(); err == nil {
+			opts.Runner = r
+		}
+		bs, err = gridengine.New(opts)
 	default:
 		return fmt.Errorf("-mode %q: want inprocess, subprocess, slurm or gridengine", o.mode)
 	}
