@@ -116,7 +116,9 @@ func (f *fakeGE) Run(ctx context.Context, stdin []byte, name string, args ...str
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls[name]++
+	for _, key := range callKeys(name, args) {
+		f.calls[key]++
+	}
 	f.argv[name] = append(f.argv[name], args)
 	f.stdin[name] = stdin
 	if err := f.fail[name]; err != nil {

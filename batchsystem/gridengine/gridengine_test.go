@@ -622,7 +622,7 @@ func TestOneQstatPerInterval(t *testing.T) {
 		numbers = append(numbers, num)
 	}
 	start := time.Now()
-	polls0, qstat0 := b.polls.Load(), f.count("qstat")
+	polls0, qstat0 := b.polls.Load(), f.count("qstat -xml")
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -646,10 +646,11 @@ func TestOneQstatPerInterval(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	polls := b.polls.Load() - polls0 + 1 // a poll may have been under way at start
-	qstats := int64(f.count("qstat") - qstat0)
-	t.Logf("%d jobs, %d caller rounds, %v: %d polls, %d qstat runs", n, total, elapsed, polls, qstats)
+	qstats := int64(f.count("qstat -xml") - qstat0)
+	t.Logf("%d jobs, %d caller rounds, %v: %d polls, %d qstat -xml runs, %d qstat -j runs", n, total, elapsed, polls, qstats, f.count("qstat -j"))
 	require.Greater(t, int64(total), 10*polls, "callers asked far more often than the poller queried")
-	require.LessOrEqual(t, qstats, polls, "one qstat per poll, for 2,500 jobs")
+	require.LessOrEqual(t, qstats, polls, "one qstat listing per poll, for 2,500 jobs")
+	require.LessOrEqual(t, f.count("qstat -j"), 1, "the waiting jobs' reasons: one qstat -j, for the first poll (then every 30 s)")
 	require.LessOrEqual(t, polls, int64(elapsed/interval)+2, "no two polls within one interval")
 	require.Zero(t, f.count("qacct"), "qstat listed every job")
 

@@ -144,7 +144,8 @@ func (b *BatchSystem) pollOnce(ctx context.Context) {
 	for _, q := range listed {
 		seen[q.Number] = q
 	}
-	f := b.apply(seen, asked, time.Now())
+	reasonsDue := time.Since(b.lastReasons) >= b.reasonEvery
+	f := b.apply(seen, asked, reasonsDue, time.Now())
 
 	b.deleteLeftovers(ctx, f.deletes)
 	if len(f.errors) > 0 {
@@ -153,15 +154,16 @@ func (b *BatchSystem) pollOnce(ctx context.Context) {
 	if len(f.gone) > 0 {
 		b.settle(ctx, f.gone)
 	}
-	if len(f.waiting) > 0 && time.Since(b.lastReasons) >= b.reasonEvery {
+	if len(f.waiting) > 0 {
 		b.lastReasons = time.Now()
 		b.reasons(ctx, f.waiting)
 	}
 }
 
 // apply records a qstat listing: states of the jobs it lists, the end of
-// those it no longer lists. It returns what needs commands.
-func (b *BatchSystem) apply(seen map[string]qstatJob, asked map[batchsystem.ID]bool, now time.Time) findings {
+// those it no longer lists. It returns what needs commands, with the
+// waiting jobs only when their reasons are due.
+func (b *BatchSystem) apply(seen map[string]qstatJob, asked map[batchsystem.ID]bool, reasonsDue bool, now time.Time) findings {
 	var f findings
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -232,7 +234,9 @@ func (b *BatchSystem) apply(seen map[string]qstatJob, asked map[batchsystem.ID]b
 		}
 		j.phase = ph
 		if ph == phaseWaiting || ph == phaseSuspended {
-			f.waiting = append(f.waiting, j)
+			if reasonsDue {
+				f.waiting = append(f.waiting, j)
+			}
 		} else {
 			j.sched = ""
 		}
