@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gafferhq/gaffer"
 )
@@ -76,4 +77,99 @@ func ExampleField() {
 	}
 	fmt.Println(url)
 	// Output: https://db.internal:443
+}
+
+// exWords splits a line into its words.
+var exWords = gaffer.MustRegister("example.promise.words", func(ctx context.Context, jc *gaffer.JobContext, line string) ([]string, error) {
+	return strings.Fields(line), nil
+}, gaffer.Cores(0.1), gaffer.Memory("16Mi"), gaffer.Disk("1Mi"))
+
+// exUpper capitalises one word.
+var exUpper = gaffer.MustRegister("example.promise.upper", func(ctx context.Context, jc *gaffer.JobContext, word string) (string, error) {
+	return strings.ToUpper(word), nil
+}, gaffer.Cores(0.1), gaffer.Memory("16Mi"), gaffer.Disk("1Mi"))
+
+// exSecondWord splits a line and, after that, capitalises its second
+// word: exUpper's whole input is a promise of one element of exWords'
+// result.
+var exSecondWord = gaffer.MustRegister("example.promise.secondword", func(ctx context.Context, jc *gaffer.JobContext, line string) (string, error) {
+	words := exWords.New(line)
+	upper := exUpper.NewFrom(gaffer.Index(words.Result(), 1))
+	jc.AddChild(words)
+	words.AddChild(upper)
+	return gaffer.Forward(jc, upper.Result())
+}, gaffer.Cores(0.1), gaffer.Memory("16Mi"), gaffer.Disk("1Mi"))
+
+// Index is a promise of one element of a promised slice.
+func ExampleIndex() {
+	dir, err := os.MkdirTemp("", "gaffer-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	leader, err := gaffer.NewLeader(gaffer.Config{Store: filepath.Join(dir, "workflow.db")})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer leader.Close()
+
+	word, err := gaffer.Run(context.Background(), leader, exSecondWord.New("the quick brown fox"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(word)
+	// Output: QUICK
+}
+
+// exCountWords counts the words of a text: a map result.
+var exCountWords = gaffer.MustRegister("example.promise.countwords", func(ctx context.Context, jc *gaffer.JobContext, text string) (map[string]int, error) {
+	counts := map[string]int{}
+	for _, w := range strings.Fields(text) {
+		counts[w]++
+	}
+	return counts, nil
+}, gaffer.Cores(0.1), gaffer.Memory("16Mi"), gaffer.Disk("1Mi"))
+
+// exTimes describes a count.
+var exTimes = gaffer.MustRegister("example.promise.times", func(ctx context.Context, jc *gaffer.JobContext, n int) (string, error) {
+	return fmt.Sprintf("%d times", n), nil
+}, gaffer.Cores(0.1), gaffer.Memory("16Mi"), gaffer.Disk("1Mi"))
+
+// exHowOften counts the words of a text and, after that, describes the
+// count of one word: exTimes takes a promise of one value of the map.
+var exHowOften = gaffer.MustRegister("example.promise.howoften", func(ctx context.Context, jc *gaffer.JobContext, text string) (string, error) {
+	counts := exCountWords.New(text)
+	times := exTimes.NewFrom(gaffer.Key(counts.Result(), "the"))
+	jc.AddChild(counts)
+	counts.AddChild(times)
+	return gaffer.Forward(jc, times.Result())
+}, gaffer.Cores(0.1), gaffer.Memory("16Mi"), gaffer.Disk("1Mi"))
+
+// Key is a promise of the value under one key of a promised map.
+func ExampleKey() {
+	dir, err := os.MkdirTemp("", "gaffer-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	leader, err := gaffer.NewLeader(gaffer.Config{Store: filepath.Join(dir, "workflow.db")})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer leader.Close()
+
+	got, err := gaffer.Run(context.Background(), leader, exHowOften.New("the cat saw the dog and the bird"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(`"the":`, got)
+	// Output: "the": 3 times
 }

@@ -51,10 +51,12 @@ type node struct {
 	req        *Requirements // shared; copied before an option writes it
 	retries    int32         // -1: the leader's default
 	checkpoint bool
-	service    bool     // a service, not a job
-	categories []string // concurrency limits it counts against
-	sealed     bool     // handed to a leader already
-	mark       uint32   // visit mark of the last collect that saw it
+	service    bool         // a service, not a job
+	categories []string     // concurrency limits it counts against
+	reqFrom    *reqPromises // requirements from other jobs' results
+	memRetry   *memRetry    // more memory after running out of it
+	sealed     bool         // handed to a leader already
+	mark       uint32       // visit mark of the last collect that saw it
 
 	children, followOns []*node
 	preds               []*node
@@ -75,7 +77,8 @@ var graphMu sync.Mutex
 // newNode makes a job from its type's template and the job's options.
 func newNode(template *node, opts []JobOption) *node {
 	n := &node{tmp: -tmpIDs.Add(1), kind: template.kind, name: template.name, req: template.req,
-		retries: template.retries, checkpoint: template.checkpoint, service: template.service, categories: template.categories}
+		retries: template.retries, checkpoint: template.checkpoint, service: template.service, categories: template.categories,
+		memRetry: template.memRetry}
 	if len(opts) > 0 {
 		r := *n.req
 		r.Accelerators = slices.Clone(r.Accelerators)

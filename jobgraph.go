@@ -32,6 +32,8 @@ type fragJob struct {
 	Checkpoint bool            `json:"cp,omitempty"`
 	Service    bool            `json:"sv,omitempty"`
 	Categories []string        `json:"cat,omitempty"`
+	ReqFrom    json.RawMessage `json:"rf,omitempty"` // reqPromises, encoded
+	MemRetry   *memRetry       `json:"mr,omitempty"`
 	// Most jobs of a big fragment are leaves with no name: what they
 	// lack lives behind a pointer, nil for them. (A named field, not an
 	// embedded one: encoding/json cannot fill an embedded pointer to an
@@ -160,6 +162,14 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		fj := fragJob{
 			Tmp: n.tmp, Kind: n.kind, Input: n.input, Req: shareReq(shared, *n.req),
 			Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service, Categories: n.categories,
+			MemRetry: n.memRetry,
+		}
+		if n.reqFrom != nil {
+			b, err := json.Marshal(n.reqFrom)
+			if err != nil {
+				return nil, fmt.Errorf("job %s: requirements from promises: %w", n.display(), err)
+			}
+			fj.ReqFrom = b
 		}
 		var svcs []int64
 		if !n.service {
@@ -279,6 +289,9 @@ func (f *fragment) validate(parentName string) error {
 			return err
 		}
 	}
+	if err := f.checkReqRefs(idx, edges, name); err != nil {
+		return err
+	}
 	if cyc := findCycle(n, edges, parentName != ""); cyc != nil {
 		names := make([]string, len(cyc))
 		for i, p := range cyc {
@@ -378,26 +391,57 @@ func asGraphError(err error, out **GraphError) bool { return errors.As(err, out)
 // per job and 2 edges per job edge, so the check is linear. (Toil adds an
 // edge from every job below a job's children to each of its follow-ons,
 // which is quadratic.) It returns the jobs on the cycle, or nil.
-func findCycle(n int, edges [][2][]int, hasParent bool) []int {
-	const (
-		start = iota
-		mid
-		end
-	)
+// The events of job p in the graph of waits: its start (its body runs),
+// mid (its children's subtrees are done) and end (its subtree is done).
+const (
+	evStart = iota
+	evMid
+	evEnd
+)
+
+// waitGraph is the graph of waits of n jobs with edges (see findCycle):
+// out[e] lists the events that wait for event e.
+func waitGraph(n int, edges [][2][]int) [][]int {
 	ev := func(p, k int) int { return 3*p + k }
 	out := make([][]int, 3*n)
 	for p := range n {
-		out[ev(p, start)] = append(out[ev(p, start)], ev(p, mid))
-		out[ev(p, mid)] = append(out[ev(p, mid)], ev(p, end))
+		out[ev(p, evStart)] = append(out[ev(p, evStart)], ev(p, evMid))
+		out[ev(p, evMid)] = append(out[ev(p, evMid)], ev(p, evEnd))
 		for _, c := range edges[p][0] {
-			out[ev(p, start)] = append(out[ev(p, start)], ev(c, start))
-			out[ev(c, end)] = append(out[ev(c, end)], ev(p, mid))
+			out[ev(p, evStart)] = append(out[ev(p, evStart)], ev(c, evStart))
+			out[ev(c, evEnd)] = append(out[ev(c, evEnd)], ev(p, evMid))
 		}
 		for _, f := range edges[p][1] {
-			out[ev(p, mid)] = append(out[ev(p, mid)], ev(f, start))
-			out[ev(f, end)] = append(out[ev(f, end)], ev(p, end))
+			out[ev(p, evMid)] = append(out[ev(p, evMid)], ev(f, evStart))
+			out[ev(f, evEnd)] = append(out[ev(f, evEnd)], ev(p, evEnd))
 		}
 	}
+	return out
+}
+
+// runsBefore reports whether job p's body has run whenever job q starts:
+// a path of waits leads from p's start to q's start (every wait out of
+// p's start comes after its body).
+func runsBefore(out [][]int, p, q int) bool {
+	from, to := 3*p+evStart, 3*q+evStart
+	seen := make([]bool, len(out))
+	stack := slices.Clone(out[from])
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if v == to {
+			return true
+		}
+		if !seen[v] {
+			seen[v] = true
+			stack = append(stack, out[v]...)
+		}
+	}
+	return false
+}
+
+func findCycle(n int, edges [][2][]int, hasParent bool) []int {
+	out := waitGraph(n, edges)
 	color := make([]uint8, 3*n) // 0 new, 1 on stack, 2 done
 	parent := make([]int, 3*n)
 	type frame struct{ v, next int }
@@ -435,6 +479,48 @@ func findCycle(n int, edges [][2][]int, hasParent bool) []int {
 				slices.Reverse(jobs)
 				return slices.Compact(jobs)
 			}
+		}
+	}
+	return nil
+}
+
+// checkReqRefs checks the requirement promises of the fragment's jobs:
+// each promises a number from a job that has run whenever the job is
+// issued, since requirements are resolved then. A promise of a job of the
+// fragment that may not have run by then is refused, naming both jobs. A
+// promise of a stored job (the running one, or one before it) is taken
+// as it is: it ran before the fragment was made.
+func (f *fragment) checkReqRefs(idx map[int64]int, edges [][2][]int, name func(int) string) error {
+	var out [][]int
+	for i := range f.Jobs {
+		j := &f.Jobs[i]
+		if len(j.ReqFrom) == 0 {
+			continue
+		}
+		var bad error
+		_, err := mapPlaceholders(j.ReqFrom, func(ph placeholder) ([]byte, error) {
+			if ph.Job >= 0 || bad != nil {
+				return []byte("0"), nil
+			}
+			k, ok := idx[ph.Job]
+			if !ok {
+				bad = &GraphError{Problem: fmt.Sprintf("requirements promise the result of job #%d, which is not part of the graph", -ph.Job), Jobs: []string{j.display()}}
+				return []byte("0"), nil
+			}
+			if out == nil {
+				out = waitGraph(len(f.Jobs)+1, edges)
+			}
+			if !runsBefore(out, k+1, i+1) {
+				bad = &GraphError{Problem: "requirements promise the result of a job that may not have run when this one is issued: make it a predecessor",
+					Jobs: []string{name(i + 1), name(k + 1)}}
+			}
+			return []byte("0"), nil
+		})
+		if bad != nil {
+			return bad
+		}
+		if err != nil {
+			return fmt.Errorf("%w: job %s: requirements: %w", ErrBadInput, j.display(), err)
 		}
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -46,6 +45,7 @@ type Leader struct {
 	metaDirty bool         // meta changed (a new epoch) and is not yet saved
 	rec       jobstore.Job // reused for every record written
 	stats     Stats
+	live      liveView // the snapshot other processes read (live.go)
 
 	work      *workload
 	scaler    *scaler.ClusterScaler
@@ -184,6 +184,7 @@ func (l *Leader) end(ctx context.Context) {
 		l.stopScaler()
 	}
 	l.logEnd()
+	l.endLive()
 }
 
 // Run runs the workflow with the given root and decodes its value.
@@ -243,6 +244,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	m.Epoch++
 	m.WorkDir = l.cfg.WorkDir
 	g.epoch, g.nextID, g.root = m.Epoch, m.NextID, m.Root
+	g.defaultMemory = l.cfg.DefaultRequirements.Memory
 	l.g, l.meta, l.metaDirty = g, m, true
 	l.lastRescue = time.Now()
 	if m.Status != jobstore.StatusNew {
@@ -354,6 +356,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 // transaction; with nothing to record, run the periodic checks. It
 // returns the jobs whose attempts ended. The caller holds l.mu.
 func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err error) {
+	l.publishLive(false) // at most once a second
 	next := l.g.promoteBackoff()
 	if err := l.control(ctx); err != nil {
 		return nil, err
@@ -370,7 +373,9 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 	if l.g.idle() && issueCap != 0 {
 		return nil, l.stuck()
 	}
-	wait := l.cfg.PollInterval
+	// Requests (Cancel, RequestCancel) are taken at the start of a turn:
+	// a turn lasts at most ControlInterval.
+	wait := min(l.cfg.PollInterval, l.cfg.ControlInterval)
 	if next > 0 && next < wait {
 		wait = next
 	}
@@ -475,15 +480,26 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 					}
 				}
 				inputs[i] = in
+				if err := l.resolveRequirements(tx, j); errors.Is(err, jobstore.ErrCorrupt) {
+					return err
+				} else if err != nil {
+					bad = append(bad, event{j: j, msg: err.Error(), permanent: true})
+					batch[i] = nil
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("gaffer: reading job inputs: %w", err)
 		}
+		began := time.Now()
 		for i, j := range batch {
 			if j == nil {
 				continue
+			}
+			if time.Since(began) > issueSlice {
+				l.requeueRest(batch[i:]) // a slow batch system: requests first (live.go)
+				break
 			}
 			if l.g.plan.mustSave(false) {
 				if err := l.apply(ctx); err != nil {
@@ -503,6 +519,11 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 			l.logFailure(e.j, n, nil, e.msg)
 		}
 		if err := l.apply(ctx); err != nil {
+			return err
+		}
+		// A long round of issues still publishes and takes requests.
+		l.publishLive(false)
+		if err := l.control(ctx); err != nil || l.g.finished() {
 			return err
 		}
 	}
@@ -553,145 +574,4 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	}
 	l.log.Debug("job issued", "job_id", j.id.String(), "job_kind", j.kind, "batch_id", id, "attempt", j.tries+1)
 	return event{}, true
-}
-
-// apply carries out the plan the graph made since the last one (plan.go
-// gives the order): kills, one store transaction, then what must follow
-// the commit (after that, the caller's after). It is the only place where
-// the leader writes the store.
-func (l *Leader) apply(ctx context.Context, after ...func()) error {
-	p := l.g.take()
-	if len(p.kill) > 0 {
-		ids := make([]batchsystem.ID, len(p.kill))
-		for i, a := range p.kill {
-			ids[i] = a.bs
-		}
-		if err := l.bs.Kill(context.WithoutCancel(ctx), ids); err != nil {
-			l.log.Warn("killing jobs", "jobs", len(ids), "err", err)
-		}
-		l.log.Info("killed jobs", "jobs", len(ids))
-	}
-	effects := func() {
-		l.committed(p)
-		for _, fn := range after {
-			fn()
-		}
-	}
-	if p.writes() || l.metaDirty {
-		m := l.meta
-		err := l.store.Update(ctx, func(tx jobstore.Tx) error {
-			tx.OnCommit(func() {
-				l.meta, l.metaDirty = m, false
-				l.stats.Commits++
-				effects()
-			})
-			return l.write(tx, p, &m)
-		})
-		if err != nil {
-			return fmt.Errorf("gaffer: committing job events: %w", err)
-		}
-	} else {
-		effects()
-	}
-	if len(l.g.plan.kill) > 0 {
-		return l.apply(ctx) // services that would not be asked to stop
-	}
-	return nil
-}
-
-// committed does what follows the commit of plan p: ask services to stop,
-// let the transport forget ended attempts, tell the scaler's workload.
-func (l *Leader) committed(p *plan) {
-	l.stats.Successes += p.succeed
-	l.stats.Failures += p.failed
-	for _, a := range p.stop {
-		if !l.g.isIssued(a) {
-			continue // ended meanwhile
-		}
-		if err := l.tr.stop(a); err != nil {
-			l.log.Warn("could not ask a service to stop; killing it", "job_id", a.job.String(), "err", err)
-			l.g.killAttempt(l.g.jobs[a.job])
-		}
-	}
-	for _, a := range p.forget {
-		l.tr.forget(a)
-	}
-	for _, n := range p.issued {
-		l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
-	}
-	for _, n := range p.done {
-		l.work.done(n.bs, n.wall, n.ok)
-	}
-	if l.cfg.Metrics != nil {
-		l.report(p)
-	}
-}
-
-// write records plan p in transaction tx, and the workflow's end in m.
-func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
-	if p.alloc.n > 0 {
-		first, err := tx.AllocIDs(p.alloc.n)
-		if err != nil {
-			return err
-		}
-		if first != p.alloc.first {
-			return fmt.Errorf("%w: the store allocated job IDs from %s where the leader expected %s", jobstore.ErrCorrupt, first, p.alloc.first)
-		}
-	}
-	for _, c := range p.created {
-		for i := range c.jobs {
-			if err := tx.CreateJob(c.jobs[i].record(&l.rec), c.inputs[i]); err != nil {
-				return err
-			}
-			c.inputs[i] = nil // the store has it now; let it go
-		}
-	}
-	for i := range p.attempts {
-		a := &p.attempts[i]
-		a.Requirements, a.BatchSystem = l.cfg.fill(a.Requirements), l.bsName
-		if err := tx.PutAttempt(a); err != nil {
-			return err
-		}
-	}
-	for _, r := range p.results {
-		if err := tx.PutResult(r.id, r.value); err != nil {
-			return err
-		}
-	}
-	for _, id := range p.deleted {
-		if err := tx.DeleteJob(id); err != nil {
-			return err
-		}
-	}
-	for _, j := range p.dirty {
-		if err := tx.UpdateJob(j.record(&l.rec)); err != nil {
-			return err
-		}
-	}
-	if p.kinds {
-		m.Kinds = maps.Clone(l.g.perKind)
-	}
-	if p.ended && m.Status == jobstore.StatusRunning {
-		switch l.g.outcome {
-		case jobstore.StatusCancelled:
-			m.Status, m.Cancel = jobstore.StatusCancelled, true
-		case jobstore.StatusFailed:
-			m.Status = jobstore.StatusFailed
-		case jobstore.StatusSucceeded:
-			v, err := tx.Result(m.Root)
-			if err != nil {
-				return err
-			}
-			if hasPromises(v) {
-				if v, err = resolve(tx, v, 0, l.g.finishedJob); err != nil {
-					return fmt.Errorf("gaffer: resolving the root's value: %w", err)
-				}
-			}
-			if err := tx.SetRootResult(v); err != nil {
-				return err
-			}
-			m.Status = jobstore.StatusSucceeded
-		}
-	}
-	return tx.SetMeta(*m)
 }

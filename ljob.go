@@ -100,7 +100,10 @@ type jobExtra struct {
 	backoff                  time.Duration
 	notBefore                int64
 	backing                  backingRef
-	deaths                   int32    // leaders that died in a row while it ran in their process
+	deaths                   int32   // leaders that died in a row while it ran in their process
+	reqFrom                  string  // requirements promised by other jobs, until it is issued
+	memFactor                float64 // MoreMemoryOnRetry
+	memCeiling               int64
 	svc                      *svcInfo // set on services
 	// categories names the concurrency limits the job counts against,
 	// joined by NULs (a string keeps jobExtra comparable and is shared).
@@ -205,7 +208,7 @@ func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
 		Tries: int(j.tries), Retries: int(j.retries), Backoff: x.backoff, NotBefore: x.notBefore,
 		InputPromises: j.inputPromises, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
 		Backing: x.backing.String(), Services: j.services(), Categories: j.categories(),
-		LeaderDeaths: int(x.deaths),
+		LeaderDeaths: int(x.deaths), RequirementsFrom: x.reqFrom, MemoryFactor: x.memFactor, MemoryCeiling: x.memCeiling,
 	}
 	if x.svc != nil {
 		r.ServiceOf, r.ParentService = x.svc.client, x.svc.parent

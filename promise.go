@@ -354,7 +354,7 @@ func navigate(b []byte, path []any) ([]byte, error) {
 				return nil, fmt.Errorf("path element %q: value is not an object", k)
 			}
 			if v, ok = m[k]; !ok {
-				return nil, fmt.Errorf("path element %q: no such field", k)
+				return nil, fmt.Errorf("path element %q: no such field or key", k)
 			}
 		case int:
 			a, ok := v.([]any)

@@ -60,11 +60,12 @@ type graph struct {
 	svcMax    [2]int
 	restarted int // checkpoint restarts
 
-	retryCount int
-	backoff0   time.Duration
-	factor     float64
-	maxBackoff time.Duration
-	now        func() time.Time
+	retryCount    int
+	defaultMemory int64 // Config.DefaultRequirements.Memory, for MoreMemoryOnRetry
+	backoff0      time.Duration
+	factor        float64
+	maxBackoff    time.Duration
+	now           func() time.Time
 }
 
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
@@ -134,7 +135,8 @@ func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
 	}
 	backing, backingOK := parseBackingRef(r.Backing)
 	x := jobExtra{name: r.Name, lastError: r.LastError, logTail: r.LogTail, backing: backing,
-		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore, deaths: int32(r.LeaderDeaths)}
+		cause: r.Cause, backoff: r.Backoff, notBefore: r.NotBefore, deaths: int32(r.LeaderDeaths),
+		reqFrom: r.RequirementsFrom, memFactor: r.MemoryFactor, memCeiling: r.MemoryCeiling}
 	if r.ServiceOf != 0 {
 		x.svc = &svcInfo{client: r.ServiceOf, parent: r.ParentService}
 	}

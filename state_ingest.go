@@ -22,7 +22,15 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	ids := newTmpIndex(f.Jobs, first)
 	inputs := make([][]byte, len(f.Jobs))
 	promised := make([]bool, len(f.Jobs))
+	reqFrom := map[int]string{} // few jobs have requirements from promises
 	for i := range f.Jobs {
+		if rf := f.Jobs[i].ReqFrom; len(rf) > 0 {
+			b, err := rewriteTemps(rf, ids)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: job %s: requirements: %w", ErrBadInput, f.Jobs[i].display(), err)
+			}
+			reqFrom[i] = string(b)
+		}
 		in := []byte(f.Jobs[i].Input)
 		if hasPromises(in) {
 			var err error
@@ -67,6 +75,12 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 		}
 		if len(fj.Categories) > 0 {
 			slab[i].ext().categories = g.intern(strings.Join(fj.Categories, "\x00"))
+		}
+		if rf, ok := reqFrom[i]; ok {
+			slab[i].ext().reqFrom = rf
+		}
+		if m := fj.MemRetry; m != nil {
+			slab[i].ext().memFactor, slab[i].ext().memCeiling = m.Factor, m.Ceiling
 		}
 		fj.Input = nil // the plan has it now
 	}

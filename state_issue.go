@@ -267,6 +267,9 @@ func (g *graph) applyEnd(e *event) string {
 		e.out.OK, e.out.Error = false, "the service ended before it was told to stop"
 	}
 	msg, tail, permanent := failureOf(e)
+	if e.fin != nil && e.fin.Reason == batchsystem.MemLimit {
+		msg = g.moreMemory(j, msg)
+	}
 	g.plan.failed++
 	if sv != nil && sv.phase != svcStarting {
 		// A service is retried only until it starts: its users may hold

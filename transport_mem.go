@@ -58,7 +58,9 @@ func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
 		if !out.OK {
 			out.LogTail = tail.last(logTailMax)
 		}
-		if b, cut := tail.kept(); t.keep.wants(out.OK) && len(b) > 0 {
+		if !t.keep.wants(out.OK) {
+			// Most attempts: nothing to keep.
+		} else if b, cut := tail.kept(); len(b) > 0 {
 			a := attempt{job: env.Job, epoch: env.Epoch, seq: seq}
 			path, err := keepLogBytes(t.keep.workDir, a, b, cut, t.keep.limit)
 			if err != nil {

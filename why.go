@@ -52,7 +52,7 @@ type Stats struct {
 
 // Status counts where the workflow's live jobs stand.
 type Status struct {
-	Live      int // jobs not yet finished with their subtree
+	Live      int // job records the leader holds: jobs not finished with their subtree, and those kept for the end (the root, failed and skipped jobs)
 	Ready     int // runnable, waiting for room in the batch system
 	Issued    int // handed to the batch system
 	Backoff   int // waiting out a retry backoff
@@ -146,7 +146,11 @@ func (g *graph) why(id JobID) string {
 	case inReady:
 		return "ready; waiting for room in the batch system (Config.MaxIssued)"
 	case inBackoff:
-		return fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
+		w := fmt.Sprintf("in retry backoff until %s after %d failed attempt(s)", time.Unix(0, j.extra().notBefore).Format(time.RFC3339), j.tries)
+		if j.extra().memFactor > 0 && j.req.Memory > 0 {
+			w += "; the next try asks for " + fmtBytes(j.req.Memory) + " of memory"
+		}
+		return w
 	case isIssued:
 		return "issued to the batch system"
 	}
@@ -160,7 +164,11 @@ func (g *graph) why(id JobID) string {
 			}
 		}
 	}
-	return fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+	w := fmt.Sprintf("waiting for %d of %d predecessor(s): %v", len(waiting), len(j.preds), waiting)
+	if rf := j.extra().reqFrom; rf != "" {
+		w += "; its requirements come from results of " + promisedJobs(rf)
+	}
+	return w
 }
 
 // stuck explains a workflow in which nothing can run.
@@ -175,4 +183,14 @@ func (l *Leader) stuck() error {
 		}
 	}
 	return errors.New(b.String())
+}
+
+// promisedJobs names the jobs whose results b promises.
+func promisedJobs(b string) string {
+	var ids []string
+	_, _ = mapPlaceholders([]byte(b), func(ph placeholder) ([]byte, error) {
+		ids = append(ids, JobID(ph.Job).String())
+		return []byte("0"), nil
+	})
+	return strings.Join(ids, ", ")
 }

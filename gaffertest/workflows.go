@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gafferhq/gaffer"
+	"github.com/gafferhq/gaffer/internal/procs"
 )
 
 // fanOut: twenty children and a join that all of them precede; every
@@ -133,7 +134,7 @@ func (w *workflow) requireNothingIssued(t *testing.T) {
 // are gone (soon: a killed process takes a moment to die).
 func (e env) requireProcessesGone(t *testing.T, marks []markLine) {
 	t.Helper()
-	if e.remote || !canSeeProcesses {
+	if e.remote || !procs.Visible {
 		return
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -141,7 +142,7 @@ func (e env) requireProcessesGone(t *testing.T, marks []markLine) {
 		if m.pid == os.Getpid() {
 			continue // in-process jobs
 		}
-		for alive(m.pid) {
+		for procs.Alive(m.pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the worker of job %d (pid %d) still runs after the run ended", m.job, m.pid)
 			}

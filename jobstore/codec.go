@@ -127,7 +127,8 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	// Fields added later are written only when set, so that records of
 	// older gaffers (which end here) read back unchanged, and most records
 	// stay as small as before.
-	if len(j.Services) > 0 || j.ServiceOf != 0 || j.ParentService != 0 || len(j.Categories) > 0 || j.LeaderDeaths != 0 {
+	more := j.RequirementsFrom != "" || j.MemoryFactor != 0 || j.MemoryCeiling != 0
+	if len(j.Services) > 0 || j.ServiceOf != 0 || j.ParentService != 0 || len(j.Categories) > 0 || j.LeaderDeaths != 0 || more {
 		r.ids(j.Services)
 		r.u(uint64(j.ServiceOf))
 		r.u(uint64(j.ParentService))
@@ -135,8 +136,13 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 		for _, c := range j.Categories {
 			r.s(c)
 		}
-		if j.LeaderDeaths != 0 {
+		if j.LeaderDeaths != 0 || more {
 			r.u(uint64(j.LeaderDeaths))
+		}
+		if more {
+			r.s(j.RequirementsFrom)
+			r.f(j.MemoryFactor)
+			r.i(j.MemoryCeiling)
 		}
 	}
 
@@ -304,6 +310,11 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 		}
 		if d.err == nil && len(d.b) > 0 {
 			j.LeaderDeaths = int(d.u())
+		}
+		if d.err == nil && len(d.b) > 0 {
+			j.RequirementsFrom = d.s()
+			j.MemoryFactor = d.f()
+			j.MemoryCeiling = d.i()
 		}
 	}
 	if d.err != nil {

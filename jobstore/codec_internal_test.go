@@ -36,21 +36,24 @@ func fullJob() *Job {
 				{Kind: "fpga", Count: -1},
 			},
 		},
-		Checkpoint:    true,
-		Tries:         3,
-		Retries:       -1,
-		Backoff:       18 * time.Second,
-		NotBefore:     -5,
-		InputPromises: true,
-		LastError:     "boom: " + string(bytes.Repeat([]byte("x"), 300)),
-		LogTail:       "line 1\nline 2\n",
-		Cause:         99,
-		Backing:       "3.17/slurm-12345",
-		Services:      IDList{{First: 40, N: 2}, {First: 50, N: 1}},
-		ServiceOf:     12,
-		ParentService: 41,
-		Categories:    []string{"user:alice", "runner:gpu"},
-		LeaderDeaths:  2,
+		Checkpoint:       true,
+		Tries:            3,
+		Retries:          -1,
+		Backoff:          18 * time.Second,
+		NotBefore:        -5,
+		InputPromises:    true,
+		LastError:        "boom: " + string(bytes.Repeat([]byte("x"), 300)),
+		LogTail:          "line 1\nline 2\n",
+		Cause:            99,
+		Backing:          "3.17/slurm-12345",
+		Services:         IDList{{First: 40, N: 2}, {First: 50, N: 1}},
+		ServiceOf:        12,
+		ParentService:    41,
+		Categories:       []string{"user:alice", "runner:gpu"},
+		LeaderDeaths:     2,
+		RequirementsFrom: `{"memory":{"$gaffer_promise":{"job":3}}}`,
+		MemoryFactor:     1.5,
+		MemoryCeiling:    8 << 30,
 	}
 }
 
@@ -179,6 +182,7 @@ func TestCodecRefusesBadValues(t *testing.T) {
 	// starts is a record written without it; every other cut is an error.
 	head := fullJob()
 	head.Services, head.ServiceOf, head.ParentService, head.Categories, head.LeaderDeaths = nil, 0, 0, nil, 0
+	head.RequirementsFrom, head.MemoryFactor, head.MemoryCeiling = "", 0, 0
 	hv, err := encodeValue(head, nil, nil)
 	require.NoError(t, err)
 	_, hrec, _, err := splitValue(key(head.ID), hv)
@@ -186,14 +190,25 @@ func TestCodecRefusesBadValues(t *testing.T) {
 	// Likewise a cut just before the leader-death count, added after the
 	// tail, is a record of a gaffer that did not write it.
 	nd := fullJob()
-	nd.LeaderDeaths = 0
+	nd.LeaderDeaths, nd.RequirementsFrom, nd.MemoryFactor, nd.MemoryCeiling = 0, "", 0, 0
 	ndv, err := encodeValue(nd, nil, nil)
 	require.NoError(t, err)
 	_, ndrec, _, err := splitValue(key(nd.ID), ndv)
 	require.NoError(t, err)
+	// And just before the requirement promises and the memory policy.
+	nm := fullJob()
+	nm.RequirementsFrom, nm.MemoryFactor, nm.MemoryCeiling = "", 0, 0
+	nmv, err := encodeValue(nm, nil, nil)
+	require.NoError(t, err)
+	_, nmrec, _, err := splitValue(key(nm.ID), nmv)
+	require.NoError(t, err)
 	for n := range len(rec) {
 		got, err := decodeRecord(1, StatePending, rec[:n])
 		switch n {
+		case len(nmrec):
+			require.NoError(t, err)
+			require.Empty(t, got.RequirementsFrom)
+			continue
 		case len(hrec):
 			require.NoError(t, err)
 			require.Empty(t, got.Services)

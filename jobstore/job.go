@@ -109,6 +109,15 @@ type Job struct {
 	// LeaderDeaths counts the leaders that died in a row while the job
 	// ran in their process.
 	LeaderDeaths int `json:"ld,omitempty"`
+	// RequirementsFrom holds, until the job is issued, requirements that
+	// come from other jobs' results: a JSON object whose "cores",
+	// "memory" and "disk" are promises.
+	RequirementsFrom string `json:"rf,omitempty"`
+	// MemoryFactor and MemoryCeiling: after an attempt that ran out of
+	// memory, the next asks for MemoryFactor times as much, up to
+	// MemoryCeiling bytes (0: no ceiling). A factor of 0 means never.
+	MemoryFactor  float64 `json:"mf,omitempty"`
+	MemoryCeiling int64   `json:"mc,omitempty"`
 	// Backing records where the current attempt runs, for re-adoption by
 	// a later leader (for example a Slurm job ID). Empty when not issued.
 	Backing string `json:"bk,omitempty"`

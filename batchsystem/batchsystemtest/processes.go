@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/internal/procs"
 )
 
 // goneWithin bounds the wait for killed processes to disappear: a signal
@@ -62,8 +63,8 @@ func (s suite) tree(t *testing.T, name string) *treeJob {
 		}
 		// Leave no process of a failed check behind on the machine.
 		for _, pid := range tr.pids {
-			if alive(pid) {
-				killPid(pid)
+			if procs.Alive(pid) {
+				procs.Kill(pid)
 			}
 		}
 	})
@@ -111,7 +112,7 @@ func (tr *treeJob) requireGone(t *testing.T, what string) {
 		}
 		return
 	}
-	if tr.remote || !canSeeProcesses {
+	if tr.remote || !procs.Visible {
 		t.Logf("workers' processes cannot be seen from here; whether %s left any is not checked", what)
 		return
 	}
@@ -119,7 +120,7 @@ func (tr *treeJob) requireGone(t *testing.T, what string) {
 	for {
 		var left []string
 		for i, pid := range tr.pids {
-			if alive(pid) {
+			if procs.Alive(pid) {
 				left = append(left, fmt.Sprintf("%s %d", [...]string{"the worker", "its child"}[i], pid))
 			}
 		}

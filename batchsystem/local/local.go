@@ -40,6 +40,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,13 @@ type Options struct {
 	Accelerators int
 	// MaxJobs caps jobs running at once; 0 means no cap beyond resources.
 	MaxJobs int
+	// EnforceMemory holds each worker process to its memory request: on
+	// Linux its data segment is capped (RLIMIT_DATA, which covers a Go
+	// program's heap), and a worker that runs out of it is reported with
+	// batchsystem.MemLimit, so that the leader can retry the job with
+	// more memory (gaffer.MoreMemoryOnRetry). Elsewhere it does nothing.
+	// Off by default: a Go process needs a few tens of MiB to start.
+	EnforceMemory bool
 	// KillGrace is how long Kill waits for an in-process job to return
 	// after its context is cancelled; 0 means 10 seconds.
 	KillGrace time.Duration
@@ -374,6 +382,11 @@ func (s *System) spawn(j *job) {
 		return
 	}
 	writePIDFile(j.spec.Dir, cmd.Process.Pid)
+	if s.opts.EnforceMemory && j.spec.Requirements.Memory > 0 {
+		if err := limitMemory(cmd.Process.Pid, j.spec.Requirements.Memory); err != nil {
+			s.log.Warn("could not limit a worker's memory", "job_id", j.spec.JobID, "err", err)
+		}
+	}
 	s.mu.Lock()
 	j.cmd = cmd
 	if j.killed {
@@ -394,7 +407,32 @@ func (s *System) wait(j *job, cmd *exec.Cmd) {
 		f.Close()
 	}
 	code, msg := exitCode(err)
-	s.finish(j, code, msg)
+	reason := batchsystem.Finished
+	if code != 0 && s.opts.EnforceMemory && memoryEnforced && ranOutOfMemory(j.spec.LogPath) {
+		reason = batchsystem.MemLimit
+		msg = "it ran out of its memory request of " + fmtBytes(j.spec.Requirements.Memory) + " (RLIMIT_DATA)"
+	}
+	s.finishAs(j, code, reason, msg)
+}
+
+// ranOutOfMemory reports whether the end of a worker's log says the Go
+// runtime could not get memory.
+func ranOutOfMemory(logPath string) bool {
+	if logPath == "" {
+		return false
+	}
+	f, err := os.Open(logPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b := make([]byte, min(st.Size(), 64<<10))
+	n, _ := f.ReadAt(b, st.Size()-int64(len(b)))
+	return bytes.Contains(b[:n], []byte("runtime: out of memory")) || bytes.Contains(b[:n], []byte("cannot allocate memory"))
 }
 
 // ExitCoder is batchsystem.ExitCoder.
@@ -452,7 +490,9 @@ func (s *System) command(spec batchsystem.JobSpec) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-func (s *System) finish(j *job, code int, msg string) {
+func (s *System) finish(j *job, code int, msg string) { s.finishAs(j, code, batchsystem.Finished, msg) }
+
+func (s *System) finishAs(j *job, code int, reason batchsystem.ExitReason, msg string) {
 	wall := time.Since(j.started)
 	j.cancel()
 	s.mu.Lock()
@@ -465,7 +505,7 @@ func (s *System) finish(j *job, code int, msg string) {
 		return
 	}
 	s.finished = append(s.finished, batchsystem.FinishedJob{
-		ID: j.id, ExitCode: code, Reason: batchsystem.Finished, WallTime: wall, Message: msg, Node: hostname,
+		ID: j.id, ExitCode: code, Reason: reason, WallTime: wall, Message: msg, Node: hostname,
 	})
 	select {
 	case s.notify <- struct{}{}:

@@ -4,6 +4,7 @@
 //	go run ./examples/fanout -n 100000
 //	go run ./examples/fanout -n 1000 -mode subprocess
 //	go run ./examples/fanout -n 20 -mode slurm
+//	go run ./examples/fanout -n 20 -mode gridengine
 //
 // -metrics ADDR serves Prometheus metrics at http://ADDR/metrics while it
 // runs (gaffer_attempts_issued_total, gaffer_attempts_ended_total, ...:
@@ -13,14 +14,15 @@
 // goes to stderr when stderr is a terminal; -progress prints it anyway,
 // a line every 10 s.
 //
-// With -mode slurm every job is one Slurm batch job, run by this program
-// in worker mode. The jobs must see the program, the store's work
-// directory (next to the store) and the same paths as the leader: on a
-// real cluster, build the program onto a shared file system and pass a
-// -store there; `go run` works on a one-node cluster such as the one
-// scripts/slurm-cluster.sh starts. Without -store, slurm mode makes its
-// temporary store under the current directory rather than under $TMPDIR,
-// which compute nodes rarely share.
+// With -mode slurm (or gridengine) every job is one Slurm (or Grid Engine)
+// batch job, run by this program in worker mode. The jobs must see the
+// program, the store's work directory (next to the store) and the same
+// paths as the leader: on a real cluster, build the program onto a shared
+// file system and pass a -store there; `go run` works on a one-node
+// cluster such as the ones scripts/slurm-cluster.sh and
+// scripts/gridengine-cluster.sh start. Without -store, the cluster modes
+// make their temporary store under the current directory rather than
+// under $TMPDIR, which compute nodes rarely share.
 package main
 
 import (
@@ -41,6 +43,7 @@ import (
 
 	"github.com/gafferhq/gaffer"
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/batchsystem/gridengine"
 	"github.com/gafferhq/gaffer/batchsystem/local"
 	"github.com/gafferhq/gaffer/batchsystem/slurm"
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
@@ -54,11 +57,12 @@ func main() {
 
 	var o options
 	flag.IntVar(&o.n, "n", 1000, "number of children")
-	flag.StringVar(&o.mode, "mode", "inprocess", "how jobs run: inprocess, subprocess or slurm")
+	flag.StringVar(&o.mode, "mode", "inprocess", "how jobs run: inprocess, subprocess, slurm or gridengine")
 	flag.StringVar(&o.store, "store", "", "job store file (default: a fresh temporary file)")
 	flag.BoolVar(&o.verbose, "v", false, "log the leader's progress to stderr")
 	flag.StringVar(&o.partition, "partition", "", "slurm mode: partition for the jobs (default: the cluster's default)")
-	flag.DurationVar(&o.poll, "poll", time.Second, "slurm mode: least time between two squeue queries (the adapter's default is 5s; keep it there on a shared cluster)")
+	flag.StringVar(&o.queue, "queue", "", "gridengine mode: queue for the jobs (default: the scheduler's choice)")
+	flag.DurationVar(&o.poll, "poll", time.Second, "slurm and gridengine modes: least time between two squeue or qstat queries (the adapters' default is 5s; keep it there on a shared cluster)")
 	flag.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (host:port) at /metrics while running")
 	flag.BoolVar(&o.progress, "progress", false, "print the progress line even when stderr is not a terminal")
 	flag.Parse()
@@ -78,6 +82,7 @@ type options struct {
 	store     string
 	verbose   bool
 	partition string
+	queue     string
 	poll      time.Duration
 	metrics   string
 	progress  bool
@@ -89,10 +94,10 @@ func run(ctx context.Context, o options) error {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if o.store == "" {
-		// Slurm jobs need the work directory (Store + ".work") at the
+		// Cluster jobs need the work directory (Store + ".work") at the
 		// same path: keep it out of a node-local $TMPDIR.
 		parent := ""
-		if o.mode == "slurm" {
+		if o.mode == "slurm" || o.mode == "gridengine" {
 			parent = "."
 		}
 		dir, err := os.MkdirTemp(parent, "gaffer-fanout-")
@@ -127,8 +132,22 @@ func run(ctx context.Context, o options) error {
 			WorkDir: store + ".work",
 			Logger:  logger,
 		})
+	case "gridengine":
+		opts := gridengine.Options{
+			Queue:        o.queue,
+			PollInterval: o.poll,
+			NamePrefix:   "gaffer-fanout",
+			WorkDir:      store + ".work",
+			Logger:       logger,
+		}
+		// On Debian and Ubuntu, call the binaries rather than the
+		// /usr/bin wrapper scripts: a qsub costs a tenth.
+		if r, err := gridengine.DebianRunner(); err == nil {
+			opts.Runner = r
+		}
+		bs, err = gridengine.New(opts)
 	default:
-		return fmt.Errorf("-mode %q: want inprocess, subprocess or slurm", o.mode)
+		return fmt.Errorf("-mode %q: want inprocess, subprocess, slurm or gridengine", o.mode)
 	}
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 //go:build unix
 
-package batchsystemtest
+// Package procs looks processes up by pid, for the test suites that check
+// that workers die when they should.
+package procs
 
 import (
 	"errors"
@@ -10,12 +12,12 @@ import (
 	"syscall"
 )
 
-// canSeeProcesses: on Unix the suite checks workers' processes by pid.
-const canSeeProcesses = true
+// Visible: on Unix processes can be looked up by pid.
+const Visible = true
 
-// alive reports whether pid names a process that has not exited. A
+// Alive reports whether pid names a process that has not exited. A
 // zombie (exited, not yet reaped; seen through /proc on Linux) has.
-func alive(pid int) bool {
+func Alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
@@ -27,4 +29,5 @@ func alive(pid int) bool {
 	return i < 0 || !strings.HasPrefix(strings.TrimSpace(string(b[i+1:])), "Z")
 }
 
-func killPid(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
+// Kill kills pid with SIGKILL, ignoring errors.
+func Kill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
