@@ -230,6 +230,51 @@ func (s *Bolt) Update(ctx context.Context, fn func(Tx) error) (err error) {
 	}))
 }
 
+// UpdateAsync runs fn in a write transaction now and commits (and syncs)
+// it in the background: jobstore.Pipeliner.
+func (s *Bolt) UpdateAsync(ctx context.Context, fn func(Tx) error) (c *Commit, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	defer s.recoverCorrupt(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	tx.Bucket(bucketJobs).FillPercent = 0.9
+	tx.Bucket(bucketResults).FillPercent = 0.9
+	c, end := NewCommit()
+	btx := &boltTx{tx: tx, async: c}
+	if err := s.runRollingBack(tx, btx, fn); err != nil {
+		return nil, err
+	}
+	go func() {
+		var err error
+		func() {
+			defer s.recoverCorrupt(&err)
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			err = s.wrap(tx.Commit())
+		}()
+		end(err)
+	}()
+	return c, nil
+}
+
+// runRollingBack runs fn in tx, and rolls tx back if fn fails or panics.
+func (s *Bolt) runRollingBack(tx *bolt.Tx, btx *boltTx, fn func(Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			_ = tx.Rollback()
+			panic(r) // to recoverCorrupt
+		}
+	}()
+	if err = fn(btx); err != nil {
+		_ = tx.Rollback()
+	}
+	return err
+}
+
 func (s *Bolt) wrap(err error) error {
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("%w: %s", ErrClosed, s.path)
@@ -250,6 +295,7 @@ type boltTx struct {
 	tx       *bolt.Tx
 	attempts *bolt.Bucket // made by the first PutAttempt
 	scratch  []byte       // reused by encodeValue
+	async    *Commit      // set for UpdateAsync: OnCommit goes to it
 	arena    []byte       // values and keys handed to bbolt, which keeps them until the commit
 }
 
@@ -399,6 +445,10 @@ func (t *boltTx) DeleteJob(id JobID) error {
 	return t.tx.Bucket(bucketJobs).Delete(key(id))
 }
 
+func (t *boltTx) DeleteResult(id JobID) error {
+	return t.tx.Bucket(bucketResults).Delete(key(id))
+}
+
 func (t *boltTx) Input(id JobID) ([]byte, error) {
 	k := key(id)
 	v := t.tx.Bucket(bucketJobs).Get(k)
@@ -526,4 +576,10 @@ func (t *boltTx) Attempts(job JobID) iter.Seq2[*Attempt, error] {
 	}
 }
 
-func (t *boltTx) OnCommit(fn func()) { t.tx.OnCommit(fn) }
+func (t *boltTx) OnCommit(fn func()) {
+	if t.async != nil {
+		t.async.OnCommit(fn) // run by Commit.Wait, in its caller's goroutine
+		return
+	}
+	t.tx.OnCommit(fn)
+}

@@ -114,6 +114,9 @@ type Tx interface {
 	DeleteJob(id JobID) error
 	// PutResult stores a job's return value.
 	PutResult(id JobID, value []byte) error
+	// DeleteResult removes a job's return value once nothing will read
+	// it again. Deleting a missing one is not an error.
+	DeleteResult(id JobID) error
 	// SetRootResult records the workflow's final value.
 	SetRootResult(value []byte) error
 	// PutAttempt records an attempt; one with the same Job, Epoch and Seq
@@ -122,6 +125,54 @@ type Tx interface {
 	// OnCommit has fn run once the transaction has committed, and never
 	// if it does not: the effects that must follow what it records.
 	OnCommit(fn func())
+}
+
+// Pipeliner is implemented by stores that can make a transaction's
+// writes at once and commit them in the background, so that the leader
+// goes on deciding while the disk syncs (docs/architecture.md, "commit
+// pipelining"). A store without it is committed with Update.
+type Pipeliner interface {
+	// UpdateAsync runs fn in a read-write transaction in the calling
+	// goroutine, then commits the transaction in the background. If fn
+	// fails, nothing is kept and UpdateAsync returns its error. Until the
+	// commit ends, reads see the store as it was before the transaction,
+	// and a further Update or UpdateAsync waits for it.
+	UpdateAsync(ctx context.Context, fn func(Tx) error) (*Commit, error)
+}
+
+// Commit is a transaction committing in the background.
+type Commit struct {
+	done     chan struct{}
+	err      error
+	onCommit []func()
+	waited   bool
+}
+
+// NewCommit returns a Commit and the function that ends it with err,
+// for implementations of Pipeliner.
+func NewCommit() (*Commit, func(err error)) {
+	c := &Commit{done: make(chan struct{})}
+	return c, func(err error) { c.err = err; close(c.done) }
+}
+
+// Done is closed when the commit has ended, well or not.
+func (c *Commit) Done() <-chan struct{} { return c.done }
+
+// OnCommit has fn run by Wait once the commit has succeeded, in Wait's
+// caller's goroutine: what the transaction's OnCommit was given.
+func (c *Commit) OnCommit(fn func()) { c.onCommit = append(c.onCommit, fn) }
+
+// Wait waits for the commit to end and returns its error. The first call
+// after a successful commit runs the transaction's OnCommit functions.
+func (c *Commit) Wait() error {
+	<-c.done
+	if c.err == nil && !c.waited {
+		c.waited = true
+		for _, fn := range c.onCommit {
+			fn()
+		}
+	}
+	return c.err
 }
 
 // Errors a Store returns. Implementations wrap them with detail.
