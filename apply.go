@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
@@ -17,17 +18,11 @@ import (
 // the commit (after that, the caller's after). It is the only place where
 // the leader writes the store.
 func (l *Leader) apply(ctx context.Context, after ...func()) error {
-	p := l.g.take()
-	if len(p.kill) > 0 {
-		ids := make([]batchsystem.ID, len(p.kill))
-		for i, a := range p.kill {
-			ids[i] = a.bs
-		}
-		if err := l.bs.Kill(context.WithoutCancel(ctx), ids); err != nil {
-			l.log.Warn("killing jobs", "jobs", len(ids), "err", err)
-		}
-		l.log.Info("killed jobs", "jobs", len(ids))
+	if err := l.land(); err != nil {
+		return err
 	}
+	p := l.g.take()
+	l.kill(ctx, p.kill)
 	effects := func() {
 		l.committed(p)
 		for _, fn := range after {
@@ -56,6 +51,146 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 	return nil
 }
 
+// kill stops attempts at once: what the plan kills cannot wait for a
+// commit.
+func (l *Leader) kill(ctx context.Context, kill []attempt) {
+	if len(kill) == 0 {
+		return
+	}
+	ids := make([]batchsystem.ID, len(kill))
+	for i, a := range kill {
+		ids[i] = a.bs
+	}
+	if err := l.bs.Kill(context.WithoutCancel(ctx), ids); err != nil {
+		l.log.Warn("killing jobs", "jobs", len(ids), "err", err)
+	}
+	l.log.Info("killed jobs", "jobs", len(ids))
+}
+
+// Commit pipelining. A narrow workflow (a chain, a grid) has a few jobs
+// ready at a time, and each turn of the loop records a few events; if
+// every turn waited for its commit's fsync, the disk would set the pace.
+// Where it is safe, applySoon makes the plan's writes at once and lets
+// the store commit them in the background (jobstore.Pipeliner) while the
+// loop goes on: it takes more ends, decides, and issues the jobs they
+// made ready, reading what is not committed yet from the plans
+// (pendingTx). Plans made meanwhile grow into one, committed when the
+// commit in flight lands: the commit rate follows the disk, not the
+// events.
+//
+// It is safe when the transport's attempts die with the leader (in the
+// leader's process: memTransport). A leader that dies before a commit
+// lands leaves the store as the last commit left it, a state the loop
+// went through; what it issued since died with it, and runs again. The
+// effects that the world sees wait for the commit: the workflow's end
+// (applied at once), kept folders removed, services asked to stop, the
+// scaler and metrics told. Workers in folders do not pipeline: their
+// attempts outlive the leader, and a job the leader created in a commit
+// that never landed gets its ID again in the next leader, whose job could
+// then take the old attempt's result file for its own.
+
+// bigPlan is how many new jobs make a plan be committed at once rather
+// than in the background: it keeps their inputs, which the background
+// commit must hold until it lands, from doubling the leader's memory.
+const bigPlan = 10_000
+
+// applySoon applies the plan as apply does, but where pipelining is safe
+// it starts its commit in the background, or, with a commit in flight,
+// leaves the plan to grow.
+func (l *Leader) applySoon(ctx context.Context) error {
+	pl, ok := l.store.(jobstore.Pipeliner)
+	if !ok || !l.pipeline {
+		return l.apply(ctx)
+	}
+	if l.g.plan.ended {
+		return l.apply(ctx) // the world may see the end only once it is recorded
+	}
+	l.kill(ctx, l.g.plan.kill)
+	l.g.plan.kill = nil
+	if l.commit != nil {
+		select {
+		case <-l.commit.Done():
+			if err := l.land(); err != nil {
+				return err
+			}
+		default:
+			return nil // the plan grows until the commit in flight lands
+		}
+	}
+	if p := l.g.plan; !p.writes() && !l.metaDirty || p.alloc.n > bigPlan {
+		return l.apply(ctx)
+	}
+	p := l.g.take()
+	p.keepInputs = true // pendingTx reads them until the commit lands
+	m := l.meta
+	c, err := pl.UpdateAsync(ctx, func(tx jobstore.Tx) error {
+		tx.OnCommit(func() {
+			l.meta, l.metaDirty = m, false
+			l.stats.Commits++
+			l.committed(p)
+		})
+		return l.write(tx, p, &m)
+	})
+	if err != nil {
+		return fmt.Errorf("gaffer: committing job events: %w", err)
+	}
+	l.commit, l.flying = c, p
+	return nil
+}
+
+// land waits for the commit in flight, if any, and does what follows it.
+func (l *Leader) land() error {
+	if l.commit == nil {
+		return nil
+	}
+	err := l.commit.Wait() // runs committed(p)
+	l.commit, l.flying = nil, nil
+	if err != nil {
+		return fmt.Errorf("gaffer: committing job events: %w", err)
+	}
+	return nil
+}
+
+// commitPoll is the longest the loop waits for jobs while a commit is in
+// flight, before it looks whether the commit has landed.
+const commitPoll = time.Millisecond
+
+// pendingTx reads the store as the leader's memory has it: what the plans
+// not yet committed (the one in flight, the one growing) wrote, then the
+// store.
+type pendingTx struct {
+	jobstore.ReadTx
+	plans [2]*plan // newest first
+}
+
+func (l *Leader) pending(tx jobstore.ReadTx) jobstore.ReadTx {
+	if l.flying == nil && !l.g.plan.writes() {
+		return tx
+	}
+	return &pendingTx{ReadTx: tx, plans: [2]*plan{l.g.plan, l.flying}}
+}
+
+func (t *pendingTx) Input(id JobID) ([]byte, error) {
+	for _, p := range t.plans {
+		if in, ok := p.input(id); ok {
+			if len(in) == 0 {
+				return nil, fmt.Errorf("%w: input of job %s", jobstore.ErrNotFound, id)
+			}
+			return in, nil
+		}
+	}
+	return t.ReadTx.Input(id)
+}
+
+func (t *pendingTx) Result(id JobID) ([]byte, error) {
+	for _, p := range t.plans {
+		if v, ok := p.result(id); ok {
+			return v, nil
+		}
+	}
+	return t.ReadTx.Result(id)
+}
+
 // committed does what follows the commit of plan p: ask services to stop,
 // let the transport forget ended attempts, tell the scaler's workload.
 func (l *Leader) committed(p *plan) {
@@ -74,11 +209,15 @@ func (l *Leader) committed(p *plan) {
 	for _, a := range p.forget {
 		l.tr.forget(a)
 	}
-	for _, n := range p.issued {
-		l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
-	}
-	for _, n := range p.done {
-		l.work.done(n.bs, n.wall, n.ok)
+	if l.cfg.Provisioner != nil {
+		// Only a scaler reads the workload: without one, the runtimes
+		// of a million jobs would pile up unread.
+		for _, n := range p.issued {
+			l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
+		}
+		for _, n := range p.done {
+			l.work.done(n.bs, n.wall, n.ok)
+		}
 	}
 	if l.cfg.Metrics != nil {
 		l.report(p)
@@ -101,7 +240,9 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 			if err := tx.CreateJob(c.jobs[i].record(&l.rec), c.inputs[i]); err != nil {
 				return err
 			}
-			c.inputs[i] = nil // the store has it now; let it go
+			if !p.keepInputs {
+				c.inputs[i] = nil // the store has it now; let it go
+			}
 		}
 	}
 	for i := range p.attempts {
@@ -118,6 +259,11 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for _, id := range p.deleted {
 		if err := tx.DeleteJob(id); err != nil {
+			return err
+		}
+	}
+	for _, id := range p.dropped {
+		if err := tx.DeleteResult(id); err != nil {
 			return err
 		}
 	}

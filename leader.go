@@ -66,6 +66,12 @@ type Leader struct {
 	running    bool
 	stopScaler func()
 	closed     bool
+
+	// Commit pipelining (apply.go): whether it is safe here, the commit
+	// in flight and its plan.
+	pipeline bool
+	commit   *jobstore.Commit
+	flying   *plan
 }
 
 // NewLeader opens (or creates) the store and prepares a leader. It fails
@@ -93,6 +99,7 @@ func NewLeader(cfg Config) (*Leader, error) {
 		l.bs, l.ownsBS = bs, true
 	}
 	l.tr = newTransport(l.bs, cfg, l.log)
+	l.pipeline = l.tr.diesWithLeader()
 	l.bsName = batchSystemName(l.bs)
 	l.clock, _ = l.bs.(Clock)
 	l.work = &workload{issued: map[batchsystem.ID]scaler.Job{}}
@@ -158,7 +165,7 @@ func (l *Leader) runLoop(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return l.apply(ctx) // what a commit in flight left
 }
 
 // end stops what a run started: it kills the jobs still issued (services
@@ -171,6 +178,9 @@ func (l *Leader) end(ctx context.Context) {
 	l.running = false
 	ctx = context.WithoutCancel(ctx)
 	l.mu.Lock()
+	if err := l.land(); err != nil {
+		l.log.Warn("committing job events", "err", err)
+	}
 	ids := l.g.issuedIDs()
 	l.mu.Unlock()
 	if len(ids) > 0 {
@@ -308,6 +318,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 func (l *Leader) load(ctx context.Context, root Node) error {
 	g := l.g
 	var badBacking []JobID
+	reads := map[JobID][]byte{} // inputs of jobs that may still read results
 	err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
 		// Jobs and their predecessor lists are allocated in chunks: a
 		// million separate objects would make every garbage collection
@@ -331,6 +342,15 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 			if !ok {
 				badBacking = append(badBacking, rec.ID)
 			}
+			if mayRead(rec) && rec.InputPromises {
+				in, err := tx.Input(rec.ID)
+				if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+					return err
+				}
+				reads[rec.ID] = in
+			} else if mayRead(rec) {
+				reads[rec.ID] = nil // requirements only
+			}
 			slab = append(slab, *j)
 			g.add(&slab[len(slab)-1])
 		}
@@ -339,6 +359,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	if err != nil {
 		return err
 	}
+	g.reloadReads(reads)
 	for _, id := range badBacking {
 		l.log.Warn("unreadable backing ID; issuing the job again", "job_id", id.String())
 	}
@@ -385,6 +406,9 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 	if next > 0 && next < wait {
 		wait = next
 	}
+	if l.commit != nil && wait > commitPoll {
+		wait = commitPoll // then see whether it landed
+	}
 	if l.g.services > 0 && wait > servicePoll {
 		// Services report their start apart from the batch system.
 		wait = servicePoll
@@ -404,6 +428,9 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 		return nil, err
 	}
 	if fin == nil {
+		if err := l.applySoon(ctx); err != nil {
+			return nil, err
+		}
 		if err := l.rescue(ctx); err != nil {
 			return nil, err
 		}
@@ -423,7 +450,7 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 	if len(ended) > 0 {
 		l.lastProgress = time.Now()
 	}
-	return ended, l.apply(ctx)
+	return ended, l.applySoon(ctx)
 }
 
 // servicePoll is the longest the leader waits, while services live,
@@ -470,6 +497,7 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 		inputs := make([][]byte, len(batch))
 		var bad []event
 		err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
+			tx = l.pending(tx) // what is not committed yet
 			for i, j := range batch {
 				in, err := tx.Input(j.id)
 				if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
@@ -524,7 +552,7 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 			l.g.issueFailed(e.j, e.msg, e.permanent)
 			l.logFailure(e.j, n, nil, e.msg)
 		}
-		if err := l.apply(ctx); err != nil {
+		if err := l.applySoon(ctx); err != nil {
 			return err
 		}
 		// A long round of issues still publishes and takes requests.
@@ -578,6 +606,8 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 	if l.stats.Attempts++; l.stats.Attempts == 1 {
 		l.stats.FirstIssue = time.Since(l.runStart)
 	}
-	l.log.Debug("job issued", "job_id", j.id.String(), "job_kind", j.kind, "batch_id", id, "attempt", j.tries+1)
+	if l.log.Enabled(ctx, slog.LevelDebug) { // not worth its strings otherwise
+		l.log.Debug("job issued", "job_id", j.id.String(), "job_kind", j.kind, "batch_id", id, "attempt", j.tries+1)
+	}
 	return event{}, true
 }

@@ -34,6 +34,7 @@ type plan struct {
 	results  []result  // values to store: bodies' results, services' starts
 	dirty    map[JobID]*ljob
 	deleted  []JobID
+	dropped  []JobID            // results nothing reads any more (state_results.go)
 	attempts []jobstore.Attempt // records of attempts that ended
 	ended    bool               // the workflow ended: record its outcome
 	kinds    bool               // the count of records by job type changed
@@ -54,6 +55,46 @@ type plan struct {
 	// backings counts backing IDs among dirty records that the store does
 	// not have yet.
 	backings int
+
+	// keepInputs keeps created jobs' inputs after they are written, for a
+	// commit in the background (applySoon); resIdx indexes results[:indexed]
+	// by job for pendingTx.
+	keepInputs bool
+	resIdx     map[JobID][]byte
+	indexed    int
+}
+
+// input returns the input of a job the plan creates.
+func (p *plan) input(id JobID) ([]byte, bool) {
+	if p == nil {
+		return nil, false
+	}
+	for _, c := range p.created {
+		if len(c.jobs) == 0 || id < c.jobs[0].id {
+			continue
+		}
+		// A fragment's jobs have consecutive IDs (graph.ingest).
+		if i := int(id - c.jobs[0].id); i < len(c.jobs) && c.jobs[i].id == id {
+			return c.inputs[i], true
+		}
+	}
+	return nil, false
+}
+
+// result returns a value the plan stores for job id.
+func (p *plan) result(id JobID) ([]byte, bool) {
+	if p == nil || len(p.results) == 0 {
+		return nil, false
+	}
+	if p.resIdx == nil {
+		p.resIdx = make(map[JobID][]byte, len(p.results))
+	}
+	for ; p.indexed < len(p.results); p.indexed++ {
+		r := p.results[p.indexed]
+		p.resIdx[r.id] = r.value
+	}
+	v, ok := p.resIdx[id]
+	return v, ok
 }
 
 // idRange is a run of consecutive new job IDs.
@@ -106,7 +147,7 @@ func (p *plan) mustSave(endOfBatch bool) bool {
 
 // writes reports whether the plan has anything for the store.
 func (p *plan) writes() bool {
-	return p.alloc.n > 0 || len(p.results) > 0 || len(p.attempts) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || p.ended || p.kinds
+	return p.alloc.n > 0 || len(p.results) > 0 || len(p.attempts) > 0 || len(p.dirty) > 0 || len(p.deleted) > 0 || len(p.dropped) > 0 || p.ended || p.kinds
 }
 
 func newPlan() *plan { return &plan{dirty: map[JobID]*ljob{}} }

@@ -65,6 +65,9 @@ func (l *Leader) Step(ctx context.Context, n int) (finished bool, err error) {
 			break
 		}
 	}
+	if err == nil {
+		err = l.apply(ctx) // a step ends with what it did committed
+	}
 	finished = l.g.finished()
 	l.mu.Unlock()
 	if finished {
@@ -99,7 +102,7 @@ func (l *Leader) RunOneJob(ctx context.Context) (JobID, error) {
 			return 0, err
 		}
 		if len(ended) > 0 {
-			return ended[0].id, nil
+			return ended[0].id, l.apply(ctx)
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, err

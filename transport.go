@@ -35,6 +35,11 @@ type transport interface {
 	forget(a attempt)
 	// close releases what the transport holds once nothing runs.
 	close() error
+	// diesWithLeader reports whether every attempt dies with the
+	// leader's process, so that none can end, or leave a result, while
+	// no leader runs: then the leader may issue before its commits land
+	// (apply.go, commit pipelining).
+	diesWithLeader() bool
 }
 
 // taken is what a transport brought back of an ended attempt.

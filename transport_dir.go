@@ -179,6 +179,10 @@ func (t *dirTransport) stop(a attempt) error {
 
 func (t *dirTransport) close() error { return nil }
 
+// diesWithLeader is false: a worker process may end while no leader runs
+// (it leaves its result in its folder for the next one).
+func (t *dirTransport) diesWithLeader() bool { return false }
+
 func (t *dirTransport) forget(a attempt) { t.remove(jobDir(t.workDir, a.job), os.RemoveAll) }
 
 func (t *dirTransport) remove(path string, rm func(string) error) {

@@ -80,6 +80,8 @@ func (t *memTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {
 	return nil
 }
 
+func (t *memTransport) diesWithLeader() bool { return true }
+
 func (t *memTransport) adopt(attempt, *batchsystem.JobSpec) bool { return false }
 
 func (t *memTransport) take(a attempt, _ *batchsystem.FinishedJob) taken {
