@@ -36,6 +36,7 @@ type ljob struct {
 	checkpoint    bool
 	failedSucc    bool // a successor failed totally
 	cancelledSucc bool // a successor was cancelled
+	forwarded     bool // a stored result promises its result: keep it (state_results.go)
 }
 
 // where says where a pending job stands in the leader. Only the graph's
@@ -206,7 +207,7 @@ func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
 		Preds: j.preds, Children: j.children(), FollowOns: j.followOns(),
 		Requirements: *j.req, Checkpoint: j.checkpoint,
 		Tries: int(j.tries), Retries: int(j.retries), Backoff: x.backoff, NotBefore: x.notBefore,
-		InputPromises: j.inputPromises, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
+		InputPromises: j.inputPromises, Forwarded: j.forwarded, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
 		Backing: x.backing.String(), Services: j.services(), Categories: j.categories(),
 		LeaderDeaths: int(x.deaths), RequirementsFrom: x.reqFrom, MemoryFactor: x.memFactor, MemoryCeiling: x.memCeiling,
 	}

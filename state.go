@@ -60,6 +60,12 @@ type graph struct {
 	svcMax    [2]int
 	restarted int // checkpoint restarts
 
+	// Who still reads which results (state_results.go): held and more
+	// count the holds on a job's result, reads lists what a job holds.
+	held  []uint64
+	more  map[JobID]int32
+	reads map[JobID][]JobID
+
 	retryCount    int
 	defaultMemory int64 // Config.DefaultRequirements.Memory, for MoreMemoryOnRetry
 	backoff0      time.Duration
@@ -128,7 +134,7 @@ func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
 	j = &ljob{
 		id: r.ID, kind: g.intern(r.Kind), preds: r.Preds,
 		req: g.shareReq(r.Requirements), tries: int32(r.Tries), retries: int32(r.Retries),
-		state: r.State, inputPromises: r.InputPromises, checkpoint: r.Checkpoint,
+		state: r.State, inputPromises: r.InputPromises, checkpoint: r.Checkpoint, forwarded: r.Forwarded,
 	}
 	if len(r.Children) > 0 || len(r.FollowOns) > 0 || len(r.Services) > 0 {
 		j.succ = &successors{children: r.Children, followOns: r.FollowOns, services: r.Services}
@@ -214,6 +220,7 @@ func (g *graph) remove(j *ljob) {
 	delete(g.jobs, j.id)
 	delete(g.plan.dirty, j.id)
 	g.plan.deleted = append(g.plan.deleted, j.id)
+	g.doneReading(j)
 }
 
 // makeReady queues a job whose predecessors have all reached it.

@@ -122,6 +122,7 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	}
 	for i := range slab {
 		g.add(&slab[i])
+		g.noteReads(&slab[i], inputs[i], reqFrom[i])
 	}
 	g.plan.created = append(g.plan.created, created{jobs: slab, inputs: inputs})
 	return ids, result, nil

@@ -37,6 +37,7 @@ type sched struct {
 // of every plan applied.
 type memStore struct {
 	records map[JobID]jobstore.Job
+	inputs  map[JobID][]byte
 	results map[JobID][]byte
 	next    JobID
 	deleted []JobID         // every record deleted, in order
@@ -47,7 +48,7 @@ type memStore struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{records: map[JobID]jobstore.Job{}, results: map[JobID][]byte{}, next: 1, written: map[JobID]bool{}}
+	return &memStore{records: map[JobID]jobstore.Job{}, inputs: map[JobID][]byte{}, results: map[JobID][]byte{}, next: 1, written: map[JobID]bool{}}
 }
 
 // copyRecord is j's record with nothing shared with memory.
@@ -76,6 +77,7 @@ func (s *sched) apply() {
 			j := &c.jobs[i]
 			require.NotContains(s.t, st.records, j.id, "a new job's ID is new")
 			st.records[j.id], st.written[j.id] = copyRecord(j), true
+			st.inputs[j.id] = slices.Clone(c.inputs[i])
 		}
 	}
 	for _, r := range p.results {
@@ -83,7 +85,11 @@ func (s *sched) apply() {
 	}
 	for _, id := range p.deleted {
 		delete(st.records, id)
+		delete(st.inputs, id)
 		st.deleted = append(st.deleted, id)
+	}
+	for _, id := range p.dropped {
+		delete(st.results, id)
 	}
 	for id, j := range p.dirty {
 		require.Contains(s.t, st.records, id, "a rewritten record exists")
@@ -680,6 +686,13 @@ func loadThen(t *testing.T, s *sched, fn func(*graph)) (r *sched, settled, resta
 		require.True(t, ok)
 		r.g.add(j)
 	}
+	reads := map[JobID][]byte{}
+	for id, rec := range s.st.records {
+		if mayRead(&rec) {
+			reads[id] = s.st.inputs[id]
+		}
+	}
+	r.g.reloadReads(reads)
 	if fn != nil {
 		fn(r.g)
 	}

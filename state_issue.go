@@ -345,6 +345,12 @@ func (g *graph) succeed(j *ljob, out *outcome) string {
 		}
 	}
 	g.plan.results = append(g.plan.results, result{id: j.id, value: value})
+	if hasPromises(value) {
+		g.holdForever(value)
+	}
+	if !j.checkpoint {
+		g.doneReading(j) // a checkpoint may run again: it reads until it is gone
+	}
 	g.plan.succeed++
 	g.bodyDone(j)
 	return ""

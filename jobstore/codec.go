@@ -98,6 +98,9 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	if j.Requirements.Preemptible {
 		flags |= 4
 	}
+	if j.Forwarded {
+		flags |= 8
+	}
 	r.u(flags)
 	r.u(uint64(len(j.Preds)))
 	for _, p := range j.Preds {
@@ -271,6 +274,7 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 	flags := d.u()
 	j.Checkpoint, j.InputPromises = flags&1 != 0, flags&2 != 0
 	j.Requirements.Preemptible = flags&4 != 0
+	j.Forwarded = flags&8 != 0
 	if n := d.count(); n > 0 {
 		j.Preds = make([]JobID, n)
 		for k := range j.Preds {

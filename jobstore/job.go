@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"strconv"
 	"time"
 
 	"github.com/gafferhq/gaffer/gaffertype"
@@ -13,7 +14,7 @@ import (
 // order by Tx.AllocIDs and never reused; 0 is never a job.
 type JobID uint64
 
-func (id JobID) String() string { return fmt.Sprintf("j%d", uint64(id)) }
+func (id JobID) String() string { return "j" + strconv.FormatUint(uint64(id), 10) }
 
 // State is where a job stands. Only states the leader cannot derive from
 // other records are stored; "ready", "issued" and "waiting for
@@ -99,6 +100,9 @@ type Job struct {
 	// InputPromises says the stored input contains promise placeholders
 	// that the leader must resolve before the job runs.
 	InputPromises bool `json:"ip,omitempty"`
+	// Forwarded says another job's stored result promises this job's
+	// result, which must then be kept while the workflow runs.
+	Forwarded bool `json:"fw,omitempty"`
 
 	// For failed jobs: the last error, the tail of the last attempt's log,
 	// and for skipped jobs the failed job that caused it.
