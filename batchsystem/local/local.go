@@ -120,6 +120,7 @@ type job struct {
 	spec    batchsystem.JobSpec
 	need    shape
 	started time.Time
+	ctx     context.Context // ended by Kill and Shutdown
 	cancel  context.CancelFunc
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -139,11 +140,11 @@ type System struct {
 	free     shape
 	slots    int // running jobs
 	queues   map[shape][]*job
+	idle     chan *job // in-process runners waiting for a job (runner)
 	queued   int
 	running  map[batchsystem.ID]*job
 	finished []batchsystem.FinishedJob // reported in order
 	notify   chan struct{}
-	status   string // last reason a job could not start
 	toSpawn  []*job // subprocess jobs started in accounting, not yet as processes
 	spawning bool   // a spawner goroutine is running
 }
@@ -180,6 +181,7 @@ func New(opts Options) (*System, error) {
 		queues:  make(map[shape][]*job),
 		running: make(map[batchsystem.ID]*job),
 		notify:  make(chan struct{}, 1),
+		idle:    make(chan *job),
 	}, nil
 }
 
@@ -258,8 +260,7 @@ func (s *System) startLocked() {
 			}
 		}
 		if best == nil {
-			s.status = s.blockedReasonLocked()
-			return
+			return // SchedulingStatus says why, when asked
 		}
 		q := s.queues[best.need]
 		q[0] = nil
@@ -315,7 +316,9 @@ func (s *System) SchedulingStatus(id batchsystem.ID) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id == 0 {
-		return s.status
+		// Built when asked, not at every start that finds no room: a
+		// fan-out would format it for each job it queues.
+		return s.blockedReasonLocked()
 	}
 	if _, ok := s.running[id]; ok {
 		return ""
@@ -333,12 +336,13 @@ func (s *System) SchedulingStatus(id batchsystem.ID) string {
 // launchLocked starts j; its goroutine reports the end through finish.
 func (s *System) launchLocked(j *job) {
 	ctx, cancel := context.WithCancel(context.Background())
-	j.cancel = cancel
+	j.ctx, j.cancel = ctx, cancel
 	if s.opts.Mode == InProcess {
-		go func() {
-			code, msg := runInProcess(ctx, j.spec)
-			s.finish(j, code, msg)
-		}()
+		select {
+		case s.idle <- j: // a goroutine that ran a job before takes it
+		default:
+			go s.runner(j)
+		}
 		return
 	}
 	// Starting a process takes milliseconds; a spawner goroutine does it
@@ -351,6 +355,32 @@ func (s *System) launchLocked(j *job) {
 		go s.spawner()
 	}
 }
+
+// runner runs in-process jobs, j first, then any that launchLocked hands
+// it while it waits, until it has waited runnerIdle for one. Reusing
+// goroutines keeps the stacks they grew: a fresh goroutine per job grows
+// its stack again, copying it, for every job of a fan-out.
+func (s *System) runner(j *job) {
+	var t *time.Timer
+	for {
+		code, msg := runInProcess(j.ctx, j.spec)
+		s.finish(j, code, msg)
+		if t == nil {
+			t = time.NewTimer(runnerIdle)
+		} else {
+			t.Reset(runnerIdle)
+		}
+		select {
+		case j = <-s.idle:
+			t.Stop()
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// runnerIdle is how long an in-process runner waits for another job.
+const runnerIdle = time.Second
 
 // spawner starts queued processes one after another until none is left.
 func (s *System) spawner() {
