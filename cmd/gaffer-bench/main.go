@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -47,6 +48,7 @@ func main() {
 	mode := flag.String("mode", "inprocess", "inprocess or subprocess")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
+	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile here once half the jobs have succeeded")
 	maxJobs := flag.Int("maxjobs", 0, "jobs the local batch system runs at once (0: as many as fit)")
 	flag.StringVar(&metricsMode, "metrics", "none", "receiver of the leader's events: none (Config.Metrics nil), discard (a no-op receiver) or views (package metrics)")
 	flag.Parse()
@@ -97,6 +99,7 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 		defer bs.Shutdown(context.Background())
 		defer l.Close()
 		stop := startProfile()
+		heapHalfway(l, n)
 		start := time.Now()
 		sum, err := gaffer.Run(context.Background(), l, fanout.Root.New(n))
 		stop()
@@ -200,6 +203,29 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 
 // metricsMode says which receiver, if any, gets the leader's events.
 var metricsMode string
+
+// memprofile, if set, names the heap profile written halfway.
+var memprofile string
+
+// heapHalfway writes a heap profile once l has run half of n jobs.
+func heapHalfway(l *gaffer.Leader, n int) {
+	if memprofile == "" {
+		return
+	}
+	go func() {
+		for l.Stats().Successes < n/2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		f, err := os.Create(memprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gaffer-bench:", err)
+			return
+		}
+		defer f.Close()
+		runtime.GC()
+		pprof.WriteHeapProfile(f)
+	}()
+}
 
 // profile, if set, receives a CPU profile of the measured part.
 var profile *os.File
