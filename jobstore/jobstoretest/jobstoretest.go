@@ -36,6 +36,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("FailedUpdateLeavesNothing", func(t *testing.T) { testRollback(t, open) })
 	t.Run("ResultsOutliveJobs", func(t *testing.T) { testResults(t, open) })
 	t.Run("OnCommitRunsAfterTheCommit", func(t *testing.T) { testOnCommit(t, open) })
+	t.Run("DeletedResultIsGone", func(t *testing.T) { testDeleteResult(t, open) })
+	t.Run("PipelinedCommit", func(t *testing.T) { testPipelined(t, open) })
 	t.Run("AttemptsByJobInIssueOrder", func(t *testing.T) { testAttempts(t, open) })
 	t.Run("SurvivesReopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("ClosedStoreRefuses", func(t *testing.T) { testClosed(t, open) })
@@ -233,6 +235,73 @@ func testResults(t *testing.T, open Opener) {
 		v, err = tx.RootResult()
 		require.NoError(t, err)
 		require.Equal(t, `"done"`, string(v))
+		return nil
+	}))
+}
+
+func testDeleteResult(t *testing.T, open Opener) {
+	ctx := t.Context()
+	s := mustOpen(t, open, t.TempDir())
+	defer s.Close()
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error {
+		require.NoError(t, tx.PutResult(4, []byte(`4`)))
+		return tx.PutResult(5, []byte(`5`))
+	}))
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error {
+		require.NoError(t, tx.DeleteResult(4))
+		return tx.DeleteResult(6) // none: not an error
+	}))
+	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
+		_, err := tx.Result(4)
+		require.ErrorIs(t, err, jobstore.ErrNotFound)
+		v, err := tx.Result(5)
+		require.NoError(t, err)
+		require.Equal(t, `5`, string(v), "the others stay")
+		return nil
+	}))
+}
+
+// testPipelined checks a store that implements jobstore.Pipeliner: what
+// a background commit wrote is there once Wait returns, OnCommit runs in
+// Wait, a failed transaction keeps nothing, and a later Update waits for
+// the commit in flight.
+func testPipelined(t *testing.T, open Opener) {
+	ctx := t.Context()
+	s := mustOpen(t, open, t.TempDir())
+	defer s.Close()
+	pl, ok := s.(jobstore.Pipeliner)
+	if !ok {
+		t.Skip("the store commits only with Update")
+	}
+	ran := false
+	c, err := pl.UpdateAsync(ctx, func(tx jobstore.Tx) error {
+		tx.OnCommit(func() { ran = true })
+		return tx.PutResult(1, []byte(`1`))
+	})
+	require.NoError(t, err)
+	require.False(t, ran, "OnCommit waits for Wait")
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error {
+		// Runs once the commit in flight has ended: it sees its write.
+		_, err := tx.Result(1)
+		require.NoError(t, err)
+		return tx.PutResult(2, []byte(`2`))
+	}))
+	<-c.Done()
+	require.NoError(t, c.Wait())
+	require.True(t, ran)
+	require.NoError(t, c.Wait(), "Wait again: same answer, OnCommit not run twice")
+
+	boom := errors.New("boom")
+	c, err = pl.UpdateAsync(ctx, func(tx jobstore.Tx) error {
+		require.NoError(t, tx.PutResult(3, []byte(`3`)))
+		tx.OnCommit(func() { t.Error("OnCommit ran for a transaction that failed") })
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	require.Nil(t, c)
+	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
+		_, err := tx.Result(3)
+		require.ErrorIs(t, err, jobstore.ErrNotFound)
 		return nil
 	}))
 }
