@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 
-	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
@@ -19,11 +18,11 @@ import (
 func (l *Leader) apply(ctx context.Context, after ...func()) error {
 	p := l.g.take()
 	if len(p.kill) > 0 {
-		ids := make([]batchsystem.ID, len(p.kill))
+		ids := make([]issueKey, len(p.kill))
 		for i, a := range p.kill {
-			ids[i] = a.bs
+			ids[i] = issueKey{route: a.route, id: a.bs}
 		}
-		if err := l.bs.Kill(context.WithoutCancel(ctx), ids); err != nil {
+		if err := l.kill(context.WithoutCancel(ctx), ids); err != nil {
 			l.log.Warn("killing jobs", "jobs", len(ids), "err", err)
 		}
 		l.log.Info("killed jobs", "jobs", len(ids))
@@ -66,19 +65,24 @@ func (l *Leader) committed(p *plan) {
 		if !l.g.isIssued(a) {
 			continue // ended meanwhile
 		}
-		if err := l.tr.stop(a); err != nil {
+		if err := l.trOf(a.route).stop(a); err != nil {
 			l.log.Warn("could not ask a service to stop; killing it", "job_id", a.job.String(), "err", err)
 			l.g.killAttempt(l.g.jobs[a.job])
 		}
 	}
 	for _, a := range p.forget {
-		l.tr.forget(a)
+		l.trOf(a.route).forget(a)
 	}
+	// The scaler sees the jobs of the batch system it provisions only.
 	for _, n := range p.issued {
-		l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
+		if n.route == l.scaled {
+			l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
+		}
 	}
 	for _, n := range p.done {
-		l.work.done(n.bs, n.wall, n.ok)
+		if n.route == l.scaled {
+			l.work.done(n.bs, n.wall, n.ok)
+		}
 	}
 	if l.cfg.Metrics != nil {
 		l.report(p)
@@ -98,7 +102,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for _, c := range p.created {
 		for i := range c.jobs {
-			if err := tx.CreateJob(c.jobs[i].record(&l.rec), c.inputs[i]); err != nil {
+			if err := tx.CreateJob(l.g.record(&c.jobs[i], &l.rec), c.inputs[i]); err != nil {
 				return err
 			}
 			c.inputs[i] = nil // the store has it now; let it go
@@ -106,7 +110,10 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for i := range p.attempts {
 		a := &p.attempts[i]
-		a.Requirements, a.BatchSystem = l.cfg.fill(a.Requirements), l.bsName
+		a.Requirements = l.cfg.fill(a.Requirements)
+		if a.BatchSystem == "" { // not routed: the only batch system's, or none
+			a.BatchSystem = l.bsName
+		}
 		if err := tx.PutAttempt(a); err != nil {
 			return err
 		}
@@ -122,7 +129,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 		}
 	}
 	for _, j := range p.dirty {
-		if err := tx.UpdateJob(j.record(&l.rec)); err != nil {
+		if err := tx.UpdateJob(l.g.record(j, &l.rec)); err != nil {
 			return err
 		}
 	}
