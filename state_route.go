@@ -110,8 +110,8 @@ func (g *graph) missingRoute() error {
 	if j := g.jobs[id]; j != nil {
 		job = j.display()
 	}
-	return fmt.Errorf("%w: job %s was routed to batch system %q, which this leader does not have (%s); "+
-		"a job keeps its batch system for life: give the leader one of that name", ErrWorkflowMismatch, job, name, what)
+	return fmt.Errorf("gaffer: job %s was routed to batch system %q, which this leader does not have (%s); "+
+		"a job keeps its batch system for life: give the leader one of that name", job, name, what)
 }
 
 // list names the batch systems for an error.
