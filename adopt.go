@@ -2,8 +2,6 @@ package gaffer
 
 import (
 	"context"
-
-	"github.com/gafferhq/gaffer/batchsystem"
 )
 
 // adopt takes over what an earlier leader left: results that its workers
@@ -26,15 +24,21 @@ func (l *Leader) adopt(ctx context.Context) error {
 	if n > 0 {
 		l.log.Info("adopted results written while no leader ran", "jobs", n)
 	}
-	if a, ok := l.bs.(batchsystem.Adopter); ok {
+	if l.adopts() {
 		n = 0
 		for _, j := range l.g.toAdopt() {
-			at, spec := l.g.attemptOf(j), l.spec(j)
-			if !l.tr.adopt(at, &spec) {
+			// Only the batch system the job was routed to can adopt it.
+			rt := l.routes[j.route]
+			if rt == nil || rt.adopter == nil {
 				l.g.notAdopted(j)
 				continue
 			}
-			id, err := a.Adopt(ctx, spec, j.extra().backing.id)
+			at, spec := l.g.attemptOf(j), l.spec(j)
+			if !rt.tr.adopt(at, &spec) {
+				l.g.notAdopted(j)
+				continue
+			}
+			id, err := rt.adopter.Adopt(ctx, spec, j.extra().backing.id)
 			if err != nil {
 				l.log.Warn("could not adopt job; issuing it again", "job_id", j.id.String(), "backing", j.extra().backing.id, "err", err)
 				l.g.notAdopted(j)
@@ -48,4 +52,14 @@ func (l *Leader) adopt(ctx context.Context) error {
 		}
 	}
 	return l.apply(ctx)
+}
+
+// adopts reports whether any of the leader's batch systems adopts jobs.
+func (l *Leader) adopts() bool {
+	for _, rt := range l.routes {
+		if rt != nil && rt.adopter != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
@@ -22,7 +21,7 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 		return err
 	}
 	p := l.g.take()
-	l.kill(ctx, p.kill)
+	l.killPlanned(ctx, p.kill)
 	effects := func() {
 		l.committed(p)
 		for _, fn := range after {
@@ -51,17 +50,17 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 	return nil
 }
 
-// kill stops attempts at once: what the plan kills cannot wait for a
-// commit.
-func (l *Leader) kill(ctx context.Context, kill []attempt) {
+// killPlanned stops the attempts a plan kills, at once: they cannot
+// wait for a commit.
+func (l *Leader) killPlanned(ctx context.Context, kill []attempt) {
 	if len(kill) == 0 {
 		return
 	}
-	ids := make([]batchsystem.ID, len(kill))
+	ids := make([]issueKey, len(kill))
 	for i, a := range kill {
-		ids[i] = a.bs
+		ids[i] = issueKey{route: a.route, id: a.bs}
 	}
-	if err := l.bs.Kill(context.WithoutCancel(ctx), ids); err != nil {
+	if err := l.kill(context.WithoutCancel(ctx), ids); err != nil {
 		l.log.Warn("killing jobs", "jobs", len(ids), "err", err)
 	}
 	l.log.Info("killed jobs", "jobs", len(ids))
@@ -105,7 +104,7 @@ func (l *Leader) applySoon(ctx context.Context) error {
 	if l.g.plan.ended {
 		return l.apply(ctx) // the world may see the end only once it is recorded
 	}
-	l.kill(ctx, l.g.plan.kill)
+	l.killPlanned(ctx, l.g.plan.kill)
 	l.g.plan.kill = nil
 	if l.commit != nil {
 		select {
@@ -201,22 +200,27 @@ func (l *Leader) committed(p *plan) {
 		if !l.g.isIssued(a) {
 			continue // ended meanwhile
 		}
-		if err := l.tr.stop(a); err != nil {
+		if err := l.trOf(a.route).stop(a); err != nil {
 			l.log.Warn("could not ask a service to stop; killing it", "job_id", a.job.String(), "err", err)
 			l.g.killAttempt(l.g.jobs[a.job])
 		}
 	}
 	for _, a := range p.forget {
-		l.tr.forget(a)
+		l.trOf(a.route).forget(a)
 	}
 	if l.cfg.Provisioner != nil {
-		// Only a scaler reads the workload: without one, the runtimes
-		// of a million jobs would pile up unread.
+		// Only a scaler reads the workload (without one, the runtimes of
+		// a million jobs would pile up unread), and it sees the jobs of
+		// the batch system it provisions only.
 		for _, n := range p.issued {
-			l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
+			if n.route == l.scaled {
+				l.work.add(n.bs, n.kind, l.cfg.fill(n.req))
+			}
 		}
 		for _, n := range p.done {
-			l.work.done(n.bs, n.wall, n.ok)
+			if n.route == l.scaled {
+				l.work.done(n.bs, n.wall, n.ok)
+			}
 		}
 	}
 	if l.cfg.Metrics != nil {
@@ -237,7 +241,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for _, c := range p.created {
 		for i := range c.jobs {
-			if err := tx.CreateJob(c.jobs[i].record(&l.rec), c.inputs[i]); err != nil {
+			if err := tx.CreateJob(l.g.record(&c.jobs[i], &l.rec), c.inputs[i]); err != nil {
 				return err
 			}
 			if !p.keepInputs {
@@ -247,7 +251,10 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for i := range p.attempts {
 		a := &p.attempts[i]
-		a.Requirements, a.BatchSystem = l.cfg.fill(a.Requirements), l.bsName
+		a.Requirements = l.cfg.fill(a.Requirements)
+		if a.BatchSystem == "" { // not routed: the only batch system's, or none
+			a.BatchSystem = l.bsName
+		}
 		if err := tx.PutAttempt(a); err != nil {
 			return err
 		}
@@ -268,7 +275,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 		}
 	}
 	for _, j := range p.dirty {
-		if err := tx.UpdateJob(j.record(&l.rec)); err != nil {
+		if err := tx.UpdateJob(l.g.record(j, &l.rec)); err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,30 @@ type Config struct {
 	// BatchSystem runs the jobs. Nil means an in-process local batch
 	// system sized to this machine, which the leader shuts down on Close.
 	BatchSystem batchsystem.BatchSystem
+	// BatchSystems, instead of BatchSystem, gives the leader several
+	// batch systems by name, such as "inprocess", "processes" and
+	// "slurm"; the leader does not shut them down. Each job runs on one,
+	// chosen the first time it is issued and kept with the job for life:
+	// its retries, restarts and later leaders use it (a later leader
+	// without a batch system of that name refuses to resume, naming the
+	// job). Route chooses; without a Route, a job runs where it asked
+	// to (RunOn), or on the only batch system if there is one. A job that
+	// no batch system can take, or whose requirements its batch system
+	// can never meet, fails for good with an error that names it and the
+	// choice.
+	BatchSystems map[string]batchsystem.BatchSystem
+	// Route chooses a job's batch system from what is known of it (its
+	// type, name, categories, requirements, RunOn). It returns a key of
+	// BatchSystems; "" leaves the choice to the job (RunOn), and with
+	// none to the only batch system if there is one, and otherwise
+	// refuses it; a name not in BatchSystems refuses it. It must decide
+	// from its argument alone, and quickly: the leader calls it in its
+	// loop, once per job. A panic in it refuses the job.
+	Route func(RouteInfo) string
+	// ScaledBatchSystem names the batch system of BatchSystems whose
+	// cluster Provisioner grows and shrinks: the scaler sees only the
+	// jobs routed to it. Required with a Provisioner and BatchSystems.
+	ScaledBatchSystem string
 	// WorkerCommand is the argv prefix that starts this program as a
 	// worker; gaffer appends its own arguments. Empty means the running
 	// executable. Only batch systems that start processes use it.
@@ -141,6 +165,9 @@ const NoRetries = -1
 func (c Config) withDefaults() (Config, error) {
 	if c.Store == "" && c.JobStore == nil {
 		return c, fmt.Errorf("gaffer: Config.Store: a store path is required")
+	}
+	if err := c.checkRoutes(); err != nil {
+		return c, err
 	}
 	if c.WorkDir == "" {
 		if c.Store == "" {

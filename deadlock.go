@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 	"github.com/gafferhq/gaffer/scaler"
 )
@@ -63,7 +62,7 @@ func (l *Leader) checkDeadlock(ctx context.Context) error {
 	if now.Sub(l.lastProgress) < l.cfg.DeadlockWait || l.g.backoff.Len() > 0 {
 		return nil
 	}
-	running, err := l.bs.Running(ctx)
+	running, err := l.runningAll(ctx)
 	if err != nil {
 		l.log.Warn("deadlock check: listing running jobs", "err", err)
 		return nil
@@ -95,7 +94,7 @@ func (l *Leader) checkDeadlock(ctx context.Context) error {
 
 // deadlockError names the running services and what waits on them: their
 // clients, the clients' successors not running, the services queued.
-func (l *Leader) deadlockError(svcs []*ljob, running map[batchsystem.ID]time.Duration, still time.Duration) error {
+func (l *Leader) deadlockError(svcs []*ljob, running map[issueKey]time.Duration, still time.Duration) error {
 	const most = 20
 	slices.SortFunc(svcs, func(a, b *ljob) int { return int(a.id) - int(b.id) })
 	e := &DeadlockError{Still: still}
@@ -118,7 +117,7 @@ func (l *Leader) deadlockError(svcs []*ljob, running map[batchsystem.ID]time.Dur
 		for _, list := range []jobstore.IDList{c.services(), c.children(), c.followOns()} {
 			for id := range list.All() {
 				if j := l.g.jobs[id]; j != nil && j.live() {
-					if _, run := running[j.bsID]; !run || j.where != isIssued {
+					if _, run := running[j.key()]; !run || j.where != isIssued {
 						add(j)
 					}
 				}
@@ -127,7 +126,7 @@ func (l *Leader) deadlockError(svcs []*ljob, running map[batchsystem.ID]time.Dur
 	}
 	for _, is := range l.g.issued {
 		j := is.j
-		if _, run := running[j.bsID]; !run {
+		if _, run := running[j.key()]; !run {
 			add(j)
 		}
 	}

@@ -53,6 +53,7 @@ type node struct {
 	checkpoint bool
 	service    bool         // a service, not a job
 	categories []string     // concurrency limits it counts against
+	target     string       // the batch system it asked for (RunOn)
 	reqFrom    *reqPromises // requirements from other jobs' results
 	memRetry   *memRetry    // more memory after running out of it
 	sealed     bool         // handed to a leader already
@@ -78,6 +79,7 @@ var graphMu sync.Mutex
 func newNode(template *node, opts []JobOption) *node {
 	n := &node{tmp: -tmpIDs.Add(1), kind: template.kind, name: template.name, req: template.req,
 		retries: template.retries, checkpoint: template.checkpoint, service: template.service, categories: template.categories,
+		target:   template.target,
 		memRetry: template.memRetry}
 	if len(opts) > 0 {
 		r := *n.req

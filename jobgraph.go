@@ -32,6 +32,7 @@ type fragJob struct {
 	Checkpoint bool            `json:"cp,omitempty"`
 	Service    bool            `json:"sv,omitempty"`
 	Categories []string        `json:"cat,omitempty"`
+	Target     string          `json:"bt,omitempty"` // RunOn
 	ReqFrom    json.RawMessage `json:"rf,omitempty"` // reqPromises, encoded
 	MemRetry   *memRetry       `json:"mr,omitempty"`
 	// Most jobs of a big fragment are leaves with no name: what they
@@ -161,7 +162,7 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		n.sealed = true
 		fj := fragJob{
 			Tmp: n.tmp, Kind: n.kind, Input: n.input, Req: shareReq(shared, *n.req),
-			Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service, Categories: n.categories,
+			Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service, Categories: n.categories, Target: n.target,
 			MemRetry: n.memRetry,
 		}
 		if n.reqFrom != nil {

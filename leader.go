@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
-	"github.com/gafferhq/gaffer/batchsystem/local"
 	"github.com/gafferhq/gaffer/jobstore"
 	"github.com/gafferhq/gaffer/scaler"
 )
@@ -30,11 +31,14 @@ type Leader struct {
 	log       *slog.Logger
 	store     jobstore.Store
 	ownsStore bool
-	bs        batchsystem.BatchSystem
-	ownsBS    bool
-	tr        transport
-	bsName    string // for the attempt records
-	clock     Clock  // the batch system's, if it keeps its own time
+	// routes are the batch systems, by the graph's route number (route.go):
+	// with one batch system, routes[0]; with several, routes[1:].
+	routes []*route
+	trs    [2]transport // by kind: worker processes, in-process
+	fw     *forwarders  // waiting on several batch systems
+	scaled uint8        // the route whose jobs the scaler sees
+	bsName string       // for the attempt records, with one batch system
+	clock  Clock        // the batch system's, if it keeps its own time
 
 	// mu guards the graph and what follows against Why, Status and
 	// Stats. The loop holds it except while it waits for the batch
@@ -82,7 +86,7 @@ func NewLeader(cfg Config) (*Leader, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Leader{cfg: cfg, log: cfg.Logger, store: cfg.JobStore, bs: cfg.BatchSystem}
+	l := &Leader{cfg: cfg, log: cfg.Logger, store: cfg.JobStore}
 	if l.store == nil {
 		s, err := jobstore.OpenBolt(cfg.Store, &jobstore.BoltOptions{NoSync: cfg.NoSync})
 		if err != nil {
@@ -90,18 +94,17 @@ func NewLeader(cfg Config) (*Leader, error) {
 		}
 		l.store, l.ownsStore = s, true
 	}
-	if l.bs == nil {
-		bs, err := local.New(local.Options{Logger: cfg.Logger})
-		if err != nil {
-			l.Close()
-			return nil, err
-		}
-		l.bs, l.ownsBS = bs, true
+	if err := l.openRoutes(); err != nil {
+		l.Close()
+		return nil, err
 	}
-	l.tr = newTransport(l.bs, cfg, l.log)
-	l.pipeline = l.tr.diesWithLeader()
-	l.bsName = batchSystemName(l.bs)
-	l.clock, _ = l.bs.(Clock)
+	// Pipelining is safe only if no attempt can outlive the leader.
+	l.pipeline = true
+	for _, rt := range l.routes {
+		if rt != nil && !rt.tr.diesWithLeader() {
+			l.pipeline = false
+		}
+	}
 	l.work = &workload{issued: map[batchsystem.ID]scaler.Job{}}
 	return l, nil
 }
@@ -115,11 +118,13 @@ func (l *Leader) Close() error {
 	l.closed = true
 	l.end(context.Background())
 	var errs []error
-	if l.ownsBS && l.bs != nil {
-		errs = append(errs, l.bs.Shutdown(context.Background()))
+	for _, rt := range l.routes {
+		if rt != nil && rt.owned {
+			errs = append(errs, rt.bs.Shutdown(context.Background()))
+		}
 	}
-	if l.tr != nil {
-		errs = append(errs, l.tr.close())
+	for _, tr := range l.transports() {
+		errs = append(errs, tr.close())
 	}
 	if l.ownsStore && l.store != nil {
 		errs = append(errs, l.store.Close())
@@ -177,6 +182,7 @@ func (l *Leader) end(ctx context.Context) {
 	}
 	l.running = false
 	ctx = context.WithoutCancel(ctx)
+	l.stopForwarders()
 	l.mu.Lock()
 	if err := l.land(); err != nil {
 		l.log.Warn("committing job events", "err", err)
@@ -185,7 +191,7 @@ func (l *Leader) end(ctx context.Context) {
 	l.mu.Unlock()
 	if len(ids) > 0 {
 		// Leave nothing of this workflow running, whatever ended the loop.
-		if err := l.bs.Kill(ctx, ids); err != nil {
+		if err := l.kill(ctx, ids); err != nil {
 			l.log.Warn("killing issued jobs", "err", err)
 		} else {
 			l.mu.Lock()
@@ -254,6 +260,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	g.maxBackoff = l.cfg.MaxRetryBackoff
 	g.svcMax = [2]int{l.cfg.MaxServices, l.cfg.MaxPreemptibleServices}
 	g.cats = newCatLimits(l.cfg.CategoryLimits)
+	g.routes.configure(slices.Collect(maps.Keys(l.cfg.BatchSystems)), l.cfg.Route)
 	if l.clock != nil {
 		g.now = l.clock.Now
 	}
@@ -366,6 +373,9 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	if err := g.countsMatch(l.meta.Kinds); err != nil {
 		return fmt.Errorf("%w: %s: %w", jobstore.ErrCorrupt, l.cfg.Store, err)
 	}
+	if err := g.missingRoute(); err != nil {
+		return err
+	}
 	r := g.jobs[l.meta.Root]
 	if r == nil {
 		if l.meta.Status == jobstore.StatusRunning {
@@ -417,7 +427,7 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 		wait = d
 	}
 	l.mu.Unlock()
-	fin, err := l.bs.WaitFinished(ctx, wait)
+	r, fin, err := l.waitFinished(ctx, wait)
 	l.mu.Lock()
 	if err != nil {
 		return nil, fmt.Errorf("gaffer: waiting for jobs: %w", err)
@@ -437,13 +447,13 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 		return nil, l.checkDeadlock(ctx)
 	}
 	for fin != nil {
-		if j := l.attemptEnded(fin); j != nil {
+		if j := l.attemptEnded(r, fin); j != nil {
 			ended = append(ended, j)
 		}
 		if len(ended) >= l.cfg.MaxBatch {
 			break
 		}
-		if fin, err = l.bs.WaitFinished(ctx, 0); err != nil {
+		if r, fin, err = l.waitFinished(ctx, 0); err != nil {
 			return nil, fmt.Errorf("gaffer: waiting for jobs: %w", err)
 		}
 	}
@@ -457,17 +467,17 @@ func (l *Leader) tick(ctx context.Context, issueCap int) (ended []*ljob, err err
 // before it looks for their starts.
 const servicePoll = 50 * time.Millisecond
 
-// attemptEnded takes a batch system's report of an attempt's end, with
+// attemptEnded takes batch system r's report of an attempt's end, with
 // what the transport brought back, to the graph. It returns the job, or
 // nil for a report of no attempt the graph has issued.
-func (l *Leader) attemptEnded(fin *batchsystem.FinishedJob) *ljob {
-	j := l.g.issued[fin.ID].j
+func (l *Leader) attemptEnded(r uint8, fin *batchsystem.FinishedJob) *ljob {
+	j := l.g.issued[issueKey{route: r, id: fin.ID}].j
 	if j == nil {
 		// A job the leader killed (rescued, cancelled), or a report twice.
 		l.log.Debug("batch system reported a job the leader does not track", "batch_id", fin.ID)
 		return nil
 	}
-	tk := l.tr.take(l.g.attemptOf(j), fin)
+	tk := l.trOf(r).take(l.g.attemptOf(j), fin)
 	e := event{j: j, fin: fin, out: tk.out, logTail: tk.tail, log: tk.log}
 	if tk.err != nil {
 		e.msg = fmt.Sprintf("its result could not be read (exit code %d): %v", fin.ExitCode, tk.err)
@@ -575,6 +585,10 @@ func (l *Leader) spec(j *ljob) batchsystem.JobSpec {
 // issue hands one attempt of j to the batch system, or returns the
 // failure to charge it.
 func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool) {
+	if msg := l.g.route(j, l.cfg.fill(*j.req)); msg != "" {
+		return event{j: j, msg: msg, permanent: true}, false
+	}
+	rt := l.routes[j.route]
 	a := l.g.newAttempt(j)
 	env := &envelope{
 		Job: j.id, Kind: j.kind, Name: j.extra().name, Attempt: int(j.tries) + 1, Epoch: a.epoch, Seq: a.seq,
@@ -584,22 +598,26 @@ func (l *Leader) issue(ctx context.Context, j *ljob, input []byte) (event, bool)
 		env.Service, env.ServicePoll = true, l.cfg.ServicePollInterval
 	}
 	spec := l.spec(j)
-	if err := l.tr.prepare(env, &spec); err != nil {
+	if err := rt.tr.prepare(env, &spec); err != nil {
 		return event{j: j, msg: err.Error()}, false
 	}
-	id, err := l.bs.Issue(ctx, spec)
+	id, err := rt.bs.Issue(ctx, spec)
 	if err != nil {
-		l.tr.forget(a)
+		rt.tr.forget(a)
 		if ctx.Err() != nil {
 			l.g.requeue(j) // not the job's fault; it is issued again on resume
 			return event{}, true
 		}
-		return event{j: j, msg: fmt.Sprintf("job %s could not be issued: %v", j.display(), err),
+		to := ""
+		if r := l.g.routedTo(j); r != "" {
+			to = " to " + r + " (" + l.g.routes.how(j) + ")"
+		}
+		return event{j: j, msg: fmt.Sprintf("job %s could not be issued%s: %v", j.display(), to, err),
 			permanent: errors.Is(err, batchsystem.ErrInsufficientResources)}, false
 	}
 	var backing string
-	if ad, ok := l.bs.(batchsystem.Adopter); ok {
-		backing, _ = ad.BackingID(id)
+	if rt.adopter != nil {
+		backing, _ = rt.adopter.BackingID(id)
 	}
 	l.g.issuedAs(j, id, backing)
 	l.lastProgress = time.Now()

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
@@ -283,7 +282,6 @@ func (l *Leader) liveJob(id JobID) LiveJob {
 // liveWaiting explains up to liveWaiting jobs that are not running,
 // found among at most liveVisit jobs.
 func (l *Leader) liveWaiting() []LiveJob {
-	sched, _ := l.bs.(batchsystem.SchedulingStatuser)
 	var waiting, queued, rest []*ljob
 	visited, asks := 0, 0
 	for _, j := range l.g.jobs {
@@ -294,7 +292,7 @@ func (l *Leader) liveWaiting() []LiveJob {
 		case j.state == jobstore.StatePending && j.where == isIssued:
 			// Queued in the batch system, if it says why; it is asked
 			// about a bounded number of jobs (each may cost it a search).
-			if sched != nil && len(queued) < liveWaiting && asks < 2*liveWaiting {
+			if sched := l.routes[j.route].sched; sched != nil && len(queued) < liveWaiting && asks < 2*liveWaiting {
 				if asks++; sched.SchedulingStatus(j.bsID) != "" {
 					queued = append(queued, j)
 				}

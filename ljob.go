@@ -22,7 +22,7 @@ type ljob struct {
 	succ  *successors // nil for a job with no successors, as most are
 	req   *Requirements
 	x     *jobExtra      // nil while every field of it is zero
-	bsID  batchsystem.ID // while issued: the batch system's ID of its attempt
+	bsID  batchsystem.ID // while issued: the batch system's ID of its attempt (on batch system route)
 	seq   uint64         // issue number of its latest attempt, unique for this leader
 
 	tries   int32 // failed attempts charged
@@ -32,6 +32,7 @@ type ljob struct {
 
 	state         jobstore.State
 	where         where
+	route         uint8 // its batch system (graph.routes), once routed; 0: not routed, or the only one
 	inputPromises bool
 	checkpoint    bool
 	failedSucc    bool // a successor failed totally
@@ -109,6 +110,7 @@ type jobExtra struct {
 	// categories names the concurrency limits the job counts against,
 	// joined by NULs (a string keeps jobExtra comparable and is shared).
 	categories string
+	target     string // the batch system it asked for (RunOn)
 }
 
 // backingRef is where an issued job runs in a batch system whose jobs
@@ -210,6 +212,7 @@ func (j *ljob) record(r *jobstore.Job) *jobstore.Job {
 		InputPromises: j.inputPromises, Forwarded: j.forwarded, LastError: x.lastError, LogTail: x.logTail, Cause: x.cause,
 		Backing: x.backing.String(), Services: j.services(), Categories: j.categories(),
 		LeaderDeaths: int(x.deaths), RequirementsFrom: x.reqFrom, MemoryFactor: x.memFactor, MemoryCeiling: x.memCeiling,
+		Target: x.target,
 	}
 	if x.svc != nil {
 		r.ServiceOf, r.ParentService = x.svc.client, x.svc.parent

@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if store := os.Getenv(envChainStore); store != "" {
 		os.Exit(chainLeaderMain(store))
 	}
+	if store := os.Getenv(envRouteStore); store != "" {
+		os.Exit(routeLeaderMain(store))
+	}
 	if store := os.Getenv(envLeaderStore); store != "" {
 		os.Exit(leaderMain(store))
 	}

@@ -126,7 +126,7 @@ func (l *Leader) report(p *plan) {
 		n := &p.issued[i]
 		m.AttemptIssued(AttemptIssued{
 			Time: time.Unix(0, n.at), Job: n.job, Kind: n.kind, Attempt: int(n.n), Category: categoryLabel(n.cats),
-			BatchSystem: l.bsName, BatchID: n.bs, Requirements: l.cfg.fill(n.req),
+			BatchSystem: l.routeName(n.route), BatchID: n.bs, Requirements: l.cfg.fill(n.req),
 		})
 	}
 	for i := range p.attempts {

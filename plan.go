@@ -117,19 +117,21 @@ type result struct {
 // issuedNote and doneNote tell the scaler's workload about an attempt;
 // issuedNote tells Config.Metrics too.
 type issuedNote struct {
-	bs   batchsystem.ID
-	kind string
-	req  Requirements
-	job  JobID
-	n    int32  // the attempt's number
-	cats string // the job's categories, NUL-joined
-	at   int64  // issue time, UnixNano
+	bs    batchsystem.ID
+	route uint8
+	kind  string
+	req   Requirements
+	job   JobID
+	n     int32  // the attempt's number
+	cats  string // the job's categories, NUL-joined
+	at    int64  // issue time, UnixNano
 }
 
 type doneNote struct {
-	bs   batchsystem.ID
-	wall time.Duration
-	ok   bool
+	bs    batchsystem.ID
+	route uint8
+	wall  time.Duration
+	ok    bool
 }
 
 // backingFlush is how many backing IDs the leader may hold unsaved while

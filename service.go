@@ -155,14 +155,18 @@ func (l *Leader) collectStarts(ctx context.Context) error {
 	if l.g.services == 0 {
 		return nil
 	}
-	reports, done := l.tr.starts()
-	for _, r := range reports {
-		if l.g.serviceReport(r) {
-			l.log.Debug("service started", "job_id", r.Job.String())
+	var dones []func()
+	for _, tr := range l.transports() {
+		reports, done := tr.starts()
+		dones = append(dones, done)
+		for _, r := range reports {
+			if l.g.serviceReport(r) {
+				l.log.Debug("service started", "job_id", r.Job.String())
+			}
+		}
+		if len(reports) > 0 {
+			l.lastProgress = time.Now()
 		}
 	}
-	if len(reports) > 0 {
-		l.lastProgress = time.Now()
-	}
-	return l.apply(ctx, done)
+	return l.apply(ctx, dones...)
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
@@ -33,12 +32,13 @@ type graph struct {
 	backoff backoffHeap
 	cats    *catLimits
 
-	// issued is the one index of issued attempts, by batch system ID.
-	// track and untrack are the only writers, of it and of the job's
-	// where, bsID and seq.
-	issued     map[batchsystem.ID]issuedAttempt
-	issuedSvcs int                    // services among issued
-	missing    map[batchsystem.ID]int // rescue checks each issued job was missing for
+	// issued is the one index of issued attempts, by batch system and
+	// its ID. track and untrack are the only writers, of it and of the
+	// job's where, bsID and seq.
+	issued     map[issueKey]issuedAttempt
+	issuedSvcs int              // services among issued
+	missing    map[issueKey]int // rescue checks each issued job was missing for
+	routes     routeTable       // the batch systems jobs are routed to (state_route.go)
 
 	plan *plan
 
@@ -77,7 +77,7 @@ type graph struct {
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
 		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, perKind: map[string]int{}, reqs: map[reqKey]*Requirements{},
-		issued: map[batchsystem.ID]issuedAttempt{}, missing: map[batchsystem.ID]int{}, plan: newPlan(),
+		issued: map[issueKey]issuedAttempt{}, missing: map[issueKey]int{}, plan: newPlan(), routes: newRouteTable(),
 		outcome: jobstore.StatusRunning, nextID: 1,
 		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
 	}
@@ -148,6 +148,12 @@ func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
 	}
 	if len(r.Categories) > 0 {
 		x.categories = g.intern(strings.Join(r.Categories, "\x00"))
+	}
+	if r.Target != "" {
+		x.target = g.intern(r.Target)
+	}
+	if r.BatchSystem != "" {
+		j.route = g.routes.load(r)
 	}
 	if x != noExtra {
 		j.x = &x
@@ -678,11 +684,11 @@ func (g *graph) resumed(settled, restart, failed []*ljob, status jobstore.Status
 // its record is gone.
 func (g *graph) finishedJob(id JobID) bool { return id > 0 && id < g.nextID && g.jobs[id] == nil }
 
-// issuedIDs lists the batch system IDs of the issued attempts.
-func (g *graph) issuedIDs() []batchsystem.ID {
-	ids := make([]batchsystem.ID, 0, len(g.issued))
-	for id := range g.issued {
-		ids = append(ids, id)
+// issuedIDs lists the issued attempts by batch system and ID.
+func (g *graph) issuedIDs() []issueKey {
+	ids := make([]issueKey, 0, len(g.issued))
+	for k := range g.issued {
+		ids = append(ids, k)
 	}
 	return ids
 }

@@ -76,6 +76,9 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 		if len(fj.Categories) > 0 {
 			slab[i].ext().categories = g.intern(strings.Join(fj.Categories, "\x00"))
 		}
+		if fj.Target != "" {
+			slab[i].ext().target = g.intern(fj.Target)
+		}
 		if rf, ok := reqFrom[i]; ok {
 			slab[i].ext().reqFrom = rf
 		}

@@ -52,9 +52,9 @@ func newMemStore() *memStore {
 }
 
 // copyRecord is j's record with nothing shared with memory.
-func copyRecord(j *ljob) jobstore.Job {
+func copyRecord(g *graph, j *ljob) jobstore.Job {
 	var r jobstore.Job
-	j.record(&r)
+	g.record(j, &r)
 	r.Preds = slices.Clone(r.Preds)
 	r.Children, r.FollowOns, r.Services = slices.Clone(r.Children), slices.Clone(r.FollowOns), slices.Clone(r.Services)
 	r.Categories = slices.Clone(r.Categories)
@@ -76,7 +76,7 @@ func (s *sched) apply() {
 		for i := range c.jobs {
 			j := &c.jobs[i]
 			require.NotContains(s.t, st.records, j.id, "a new job's ID is new")
-			st.records[j.id], st.written[j.id] = copyRecord(j), true
+			st.records[j.id], st.written[j.id] = copyRecord(s.g, j), true
 			st.inputs[j.id] = slices.Clone(c.inputs[i])
 		}
 	}
@@ -93,7 +93,7 @@ func (s *sched) apply() {
 	}
 	for id, j := range p.dirty {
 		require.Contains(s.t, st.records, id, "a rewritten record exists")
-		st.records[id], st.written[id] = copyRecord(j), true
+		st.records[id], st.written[id] = copyRecord(s.g, j), true
 	}
 	if p.ended {
 		st.ended = s.g.outcome
@@ -671,15 +671,25 @@ func load(t *testing.T, s *sched) (r *sched, settled, restart, failed []*ljob) {
 // leader restarts a failed workflow there.
 func loadThen(t *testing.T, s *sched, fn func(*graph)) (r *sched, settled, restart, failed []*ljob) {
 	t.Helper()
+	return loadWith(t, s, nil, fn)
+}
+
+// loadWith is loadThen by a leader whose route table is routes (nil: one
+// batch system).
+func loadWith(t *testing.T, s *sched, routes func(*routeTable), fn func(*graph)) (r *sched, settled, restart, failed []*ljob) {
+	t.Helper()
 	s.step()
 	require.Equal(t, len(s.g.jobs), len(s.st.records), "one record per live job")
 	for id, j := range s.g.jobs {
-		require.Equal(t, copyRecord(j), s.st.records[id], "the record of %d is what memory says", id)
+		require.Equal(t, copyRecord(s.g, j), s.st.records[id], "the record of %d is what memory says", id)
 	}
 	r = &sched{t: t, g: defaultGraph(t), clock: s.clock, strict: true, st: s.st, adds: map[JobID]*added{}}
 	s.st.deleted, s.st.written = nil, map[JobID]bool{}
 	r.g.now = func() time.Time { return r.clock }
 	r.g.root, r.g.epoch, r.g.nextID = s.g.root, s.g.epoch+1, s.st.next
+	if routes != nil {
+		routes(&r.g.routes)
+	}
 	for _, id := range slices.Sorted(maps.Keys(s.st.records)) {
 		rec := s.st.records[id]
 		j, ok := r.g.fromRecord(&rec)

@@ -37,6 +37,7 @@ type attempt struct {
 	job        JobID
 	epoch, seq uint64
 	bs         batchsystem.ID
+	route      uint8 // the batch system bs is an ID of (graph.routes)
 	service    bool
 }
 
@@ -47,7 +48,7 @@ func (g *graph) attemptOf(j *ljob) attempt {
 	if b := j.extra().backing; b.id != "" {
 		epoch = b.epoch
 	}
-	return attempt{job: j.id, epoch: epoch, seq: j.seq, bs: j.bsID, service: j.svc() != nil}
+	return attempt{job: j.id, epoch: epoch, seq: j.seq, bs: j.bsID, route: j.route, service: j.svc() != nil}
 }
 
 // event is one attempt's end: reported by the batch system, found in a
@@ -101,7 +102,7 @@ func (g *graph) pickIssue(room int) []*ljob {
 func (g *graph) newAttempt(j *ljob) attempt {
 	g.nextSeq++
 	j.seq = g.nextSeq
-	return attempt{job: j.id, epoch: g.epoch, seq: j.seq, service: j.svc() != nil}
+	return attempt{job: j.id, epoch: g.epoch, seq: j.seq, route: j.route, service: j.svc() != nil}
 }
 
 // issuedAs records that the batch system took j's attempt as id. backing is
@@ -133,11 +134,11 @@ func (g *graph) requeue(j *ljob) {
 func (g *graph) track(j *ljob, id batchsystem.ID) {
 	j.where, j.bsID = isIssued, id
 	at := g.now().UnixNano()
-	g.issued[id] = issuedAttempt{j: j, at: at}
+	g.issued[j.key()] = issuedAttempt{j: j, at: at}
 	if j.svc() != nil {
 		g.issuedSvcs++
 	}
-	g.plan.issued = append(g.plan.issued, issuedNote{bs: id, kind: j.kind, req: *j.req, job: j.id, n: j.tries + 1, cats: j.extra().categories, at: at})
+	g.plan.issued = append(g.plan.issued, issuedNote{bs: id, route: j.route, kind: j.kind, req: *j.req, job: j.id, n: j.tries + 1, cats: j.extra().categories, at: at})
 }
 
 // untrack forgets an issued attempt that ended or is killed: wall is its
@@ -148,14 +149,14 @@ func (g *graph) untrack(j *ljob, wall time.Duration, ok bool) {
 		return
 	}
 	g.plan.forget = append(g.plan.forget, g.attemptOf(j))
-	id := j.bsID
-	delete(g.issued, id)
-	delete(g.missing, id)
+	k := j.key()
+	delete(g.issued, k)
+	delete(g.missing, k)
 	if j.svc() != nil {
 		g.issuedSvcs--
 	}
 	j.where, j.bsID = nowhere, 0
-	g.plan.done = append(g.plan.done, doneNote{bs: id, wall: wall, ok: ok})
+	g.plan.done = append(g.plan.done, doneNote{bs: k.id, route: k.route, wall: wall, ok: ok})
 	g.unreserve(j)
 }
 
@@ -213,10 +214,10 @@ func (g *graph) newRecord(j *ljob, e *event) jobstore.Attempt {
 	rec := jobstore.Attempt{
 		Job: j.id, N: int(j.tries) + 1, Epoch: a.epoch, Seq: a.seq,
 		Kind: j.kind, Name: j.extra().name, Preds: j.preds, Requirements: *j.req,
-		Backing: j.extra().backing.id, End: g.now(),
+		Backing: j.extra().backing.id, End: g.now(), BatchSystem: g.routes.name(j.route),
 	}
 	g.plan.noteCategories(&rec, j.extra().categories)
-	if is, ok := g.issued[j.bsID]; ok && j.where == isIssued {
+	if is, ok := g.issued[j.key()]; ok && j.where == isIssued {
 		rec.BatchID, rec.Start = strconv.FormatInt(int64(j.bsID), 10), time.Unix(0, is.at)
 	}
 	if e == nil {
@@ -368,7 +369,7 @@ func (g *graph) leftover(out *outcome) bool {
 	if j.where == inReady {
 		j.where = nowhere // its ready-queue entry goes stale
 	}
-	g.plan.forget = append(g.plan.forget, attempt{job: j.id, epoch: out.Epoch, seq: out.Seq})
+	g.plan.forget = append(g.plan.forget, attempt{job: j.id, epoch: out.Epoch, seq: out.Seq, route: j.route})
 	g.attemptEnded(&event{j: j, out: out})
 	return true
 }
@@ -419,10 +420,11 @@ func (g *graph) forgetBackings() {
 	}
 }
 
-// rescue finds the issued attempts that the batch system lost or that ran
-// too long (toil-brief 2.8), kills them and charges each a failed attempt
-// (retried if it has tries left). listed is what the batch system lists as
-// issued; running, how long each running job has run (nil: not asked).
+// rescue finds the issued attempts that batch system route lost or that
+// ran too long (toil-brief 2.8), kills them and charges each a failed
+// attempt (retried if it has tries left). listed is what the batch system
+// lists as issued; running, how long each running job has run (nil: not
+// asked). Attempts on other batch systems are left alone.
 //
 //   - a job missing from listed for missingChecks checks in a row is
 //     lost by the batch system, or unknown to a scheduler that forgot it;
@@ -430,20 +432,23 @@ func (g *graph) forgetBackings() {
 //     services are exempt: they live as long as their client's subtree.
 //
 // It returns what it rescued, with why.
-func (g *graph) rescue(listed []batchsystem.ID, running map[batchsystem.ID]time.Duration, missingChecks int, maxDuration time.Duration) []event {
+func (g *graph) rescue(route uint8, listed []batchsystem.ID, running map[batchsystem.ID]time.Duration, missingChecks int, maxDuration time.Duration) []event {
 	known := make(map[batchsystem.ID]bool, len(listed))
 	for _, id := range listed {
 		known[id] = true
 	}
 	var out []event
-	for id, is := range g.issued {
-		j := is.j
+	for k, is := range g.issued {
+		if k.route != route {
+			continue
+		}
+		j, id := is.j, k.id
 		var fin *batchsystem.FinishedJob
 		if known[id] {
-			delete(g.missing, id)
+			delete(g.missing, k)
 		} else {
-			g.missing[id]++
-			if n := g.missing[id]; n >= missingChecks {
+			g.missing[k]++
+			if n := g.missing[k]; n >= missingChecks {
 				fin = &batchsystem.FinishedJob{ID: id, ExitCode: batchsystem.ExitUnavailable, Reason: batchsystem.Missing,
 					Message: fmt.Sprintf("the batch system stopped listing the job for %d checks", n)}
 			}
@@ -467,11 +472,11 @@ func (g *graph) rescue(listed []batchsystem.ID, running map[batchsystem.ID]time.
 }
 
 // onlyServicesRun returns the running services if every running job is a
-// started service, and nil otherwise: running is the batch system's list.
-func (g *graph) onlyServicesRun(running map[batchsystem.ID]time.Duration) []*ljob {
+// started service, and nil otherwise: running is the batch systems' list.
+func (g *graph) onlyServicesRun(running map[issueKey]time.Duration) []*ljob {
 	svcs := make([]*ljob, 0, len(running))
-	for id := range running {
-		j := g.issued[id].j
+	for k := range running {
+		j := g.issued[k].j
 		if j == nil || j.svc() == nil || j.svc().phase != svcRunning {
 			return nil
 		}

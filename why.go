@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/jobstore"
 )
 
@@ -31,7 +30,7 @@ func (l *Leader) why(id JobID) string {
 	}
 	reason := l.g.why(id)
 	if j != nil && j.where == isIssued {
-		if s, ok := l.bs.(batchsystem.SchedulingStatuser); ok {
+		if s := l.routes[j.route].sched; s != nil {
 			if msg := s.SchedulingStatus(j.bsID); msg != "" {
 				reason += "; the batch system says: " + msg
 			}
@@ -150,8 +149,14 @@ func (g *graph) why(id JobID) string {
 		if j.extra().memFactor > 0 && j.req.Memory > 0 {
 			w += "; the next try asks for " + fmtBytes(j.req.Memory) + " of memory"
 		}
+		if to := g.routedTo(j); to != "" {
+			w += "; it runs on " + to
+		}
 		return w
 	case isIssued:
+		if to := g.routedTo(j); to != "" {
+			return "issued to " + to
+		}
 		return "issued to the batch system"
 	}
 	var waiting []string

@@ -130,7 +130,8 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 	// Fields added later are written only when set, so that records of
 	// older gaffers (which end here) read back unchanged, and most records
 	// stay as small as before.
-	more := j.RequirementsFrom != "" || j.MemoryFactor != 0 || j.MemoryCeiling != 0
+	routed := j.Target != "" || j.BatchSystem != ""
+	more := j.RequirementsFrom != "" || j.MemoryFactor != 0 || j.MemoryCeiling != 0 || routed
 	if len(j.Services) > 0 || j.ServiceOf != 0 || j.ParentService != 0 || len(j.Categories) > 0 || j.LeaderDeaths != 0 || more {
 		r.ids(j.Services)
 		r.u(uint64(j.ServiceOf))
@@ -146,6 +147,10 @@ func encodeValue(j *Job, input []byte, scratch *[]byte) ([]byte, error) {
 			r.s(j.RequirementsFrom)
 			r.f(j.MemoryFactor)
 			r.i(j.MemoryCeiling)
+			if routed {
+				r.s(j.Target)
+				r.s(j.BatchSystem)
+			}
 		}
 	}
 
@@ -319,6 +324,10 @@ func decodeRecord(id JobID, state State, rec []byte) (*Job, error) {
 			j.RequirementsFrom = d.s()
 			j.MemoryFactor = d.f()
 			j.MemoryCeiling = d.i()
+		}
+		if d.err == nil && len(d.b) > 0 {
+			j.Target = d.s()
+			j.BatchSystem = d.s()
 		}
 	}
 	if d.err != nil {

@@ -54,6 +54,8 @@ func fullJob() *Job {
 		RequirementsFrom: `{"memory":{"$gaffer_promise":{"job":3}}}`,
 		MemoryFactor:     1.5,
 		MemoryCeiling:    8 << 30,
+		Target:           "slurm",
+		BatchSystem:      "slurm-big",
 	}
 }
 
@@ -113,6 +115,8 @@ func TestCodecOptionalTail(t *testing.T) {
 		{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b", ServiceOf: 7},
 		{ID: 1, Kind: "k", State: StateServices, Retries: -1, Backing: "b", Services: IDList{{First: 2, N: 3}}},
 		{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b", Categories: []string{""}},
+		{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b", BatchSystem: "slurm"},
+		{ID: 1, Kind: "k", State: StatePending, Retries: -1, Backing: "b", Target: "gpu"},
 	} {
 		v, err := encodeValue(j, nil, nil)
 		require.NoError(t, err)
@@ -182,7 +186,7 @@ func TestCodecRefusesBadValues(t *testing.T) {
 	// starts is a record written without it; every other cut is an error.
 	head := fullJob()
 	head.Services, head.ServiceOf, head.ParentService, head.Categories, head.LeaderDeaths = nil, 0, 0, nil, 0
-	head.RequirementsFrom, head.MemoryFactor, head.MemoryCeiling = "", 0, 0
+	head.RequirementsFrom, head.MemoryFactor, head.MemoryCeiling, head.Target, head.BatchSystem = "", 0, 0, "", ""
 	hv, err := encodeValue(head, nil, nil)
 	require.NoError(t, err)
 	_, hrec, _, err := splitValue(key(head.ID), hv)
@@ -190,21 +194,33 @@ func TestCodecRefusesBadValues(t *testing.T) {
 	// Likewise a cut just before the leader-death count, added after the
 	// tail, is a record of a gaffer that did not write it.
 	nd := fullJob()
-	nd.LeaderDeaths, nd.RequirementsFrom, nd.MemoryFactor, nd.MemoryCeiling = 0, "", 0, 0
+	nd.LeaderDeaths, nd.RequirementsFrom, nd.MemoryFactor, nd.MemoryCeiling, nd.Target, nd.BatchSystem = 0, "", 0, 0, "", ""
 	ndv, err := encodeValue(nd, nil, nil)
 	require.NoError(t, err)
 	_, ndrec, _, err := splitValue(key(nd.ID), ndv)
 	require.NoError(t, err)
 	// And just before the requirement promises and the memory policy.
 	nm := fullJob()
-	nm.RequirementsFrom, nm.MemoryFactor, nm.MemoryCeiling = "", 0, 0
+	nm.RequirementsFrom, nm.MemoryFactor, nm.MemoryCeiling, nm.Target, nm.BatchSystem = "", 0, 0, "", ""
 	nmv, err := encodeValue(nm, nil, nil)
 	require.NoError(t, err)
 	_, nmrec, _, err := splitValue(key(nm.ID), nmv)
 	require.NoError(t, err)
+	// And just before the batch system asked for and routed to.
+	nr := fullJob()
+	nr.Target, nr.BatchSystem = "", ""
+	nrv, err := encodeValue(nr, nil, nil)
+	require.NoError(t, err)
+	_, nrrec, _, err := splitValue(key(nr.ID), nrv)
+	require.NoError(t, err)
 	for n := range len(rec) {
 		got, err := decodeRecord(1, StatePending, rec[:n])
 		switch n {
+		case len(nrrec):
+			require.NoError(t, err)
+			require.Empty(t, got.BatchSystem)
+			require.Equal(t, fullJob().MemoryCeiling, got.MemoryCeiling)
+			continue
 		case len(nmrec):
 			require.NoError(t, err)
 			require.Empty(t, got.RequirementsFrom)

@@ -125,6 +125,13 @@ type Job struct {
 	// Backing records where the current attempt runs, for re-adoption by
 	// a later leader (for example a Slurm job ID). Empty when not issued.
 	Backing string `json:"bk,omitempty"`
+	// Target is the batch system the job asked to run on (gaffer.RunOn);
+	// BatchSystem is the one a leader with several routed it to, the
+	// first time it was issued, and which every later attempt and leader
+	// keeps. Empty means none asked, or not routed (yet, or by a leader
+	// with one batch system).
+	Target      string `json:"bt,omitempty"`
+	BatchSystem string `json:"bs,omitempty"`
 }
 
 // DisplayName is the job's name for people: "name (j12)" or "kind (j12)".
