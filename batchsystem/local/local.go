@@ -198,6 +198,10 @@ func need(r batchsystem.Requirements) shape {
 }
 
 func (s *System) refuse(spec batchsystem.JobSpec, n shape) error {
+	t := s.total
+	if n.cores <= t.cores && n.memory <= t.memory && n.disk <= t.disk && n.accel <= t.accel {
+		return nil // most jobs: no error to build
+	}
 	e := &batchsystem.InsufficientResourcesError{JobID: spec.JobID, Name: spec.Name, System: "the local batch system (" + s.opts.Mode.String() + ")"}
 	switch {
 	case n.cores > s.total.cores:
