@@ -180,6 +180,11 @@ func (l *Leader) end(ctx context.Context) {
 			l.mu.Unlock()
 		}
 	}
+	if r, ok := l.bs.(batchsystem.Releaser); ok {
+		if err := r.Release(ctx); err != nil {
+			l.log.Warn("releasing the batch system's idle capacity", "err", err)
+		}
+	}
 	if l.stopScaler != nil {
 		l.stopScaler()
 	}

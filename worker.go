@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 	"github.com/gafferhq/gaffer/services"
 )
 
@@ -32,6 +33,9 @@ const WorkerArg = "__gaffer_worker__"
 // the result (return value, new successors, timings) to the folder by
 // temporary file and rename, and exits 0 on success, 1 on failure.
 func ServeWorker() {
+	if len(os.Args) >= 2 && os.Args[1] == pilot.Arg { // a pilot: many jobs, each its own worker process
+		os.Exit(pilot.Main(os.Args[2:]))
+	}
 	if len(os.Args) < 2 || os.Args[1] != WorkerArg {
 		return
 	}
