@@ -129,10 +129,10 @@ type pilotRec struct {
 type shapeState struct {
 	key         string
 	root        string
-	outstanding int                  // this adapter's own members not ended
+	outstanding int                 // this adapter's own members not ended
 	template    batchsystem.JobSpec // a member's spec, to size and start pilots
-	submitting  int                  // pilots being submitted
-	failed      error                // a pilot could not be submitted: the shape's jobs go solo
+	submitting  int                 // pilots being submitted
+	failed      error               // a pilot could not be submitted: the shape's jobs go solo
 }
 
 // grouped tells whether spec shares a pilot.

@@ -32,19 +32,19 @@ type BatchSystem struct {
 	stopCtx    context.Context // cancelled when the poller must stop mid-command
 	stopCancel context.CancelFunc
 
-	polls      atomic.Int64  // query sets run, for tests and figures
+	polls atomic.Int64 // query sets run, for tests and figures
 
 	// Grouping (group.go).
-	owner     string // names this adapter's queue, tickets and pilots
-	ticketSeq int64
-	pilotSeq  int64
-	members   map[batchsystem.ID]*member // grouped jobs, issued and not yet reported
-	byTicket  map[string]*member
-	pilots    map[string]*pilotRec
-	shapes    map[string]*shapeState // by root|shape
-	roots     map[string]bool        // queue roots whose earlier pilots were adopted
-	groupWake chan struct{}
-	groupDone chan struct{}
+	owner      string // names this adapter's queue, tickets and pilots
+	ticketSeq  int64
+	pilotSeq   int64
+	members    map[batchsystem.ID]*member // grouped jobs, issued and not yet reported
+	byTicket   map[string]*member
+	pilots     map[string]*pilotRec
+	shapes     map[string]*shapeState // by root|shape
+	roots      map[string]bool        // queue roots whose earlier pilots were adopted
+	groupWake  chan struct{}
+	groupDone  chan struct{}
 	retryDelay time.Duration // first wait before retrying sbatch; doubles
 }
 
