@@ -468,7 +468,9 @@ func (b *BatchSystem) readRecords(root string) {
 			continue
 		}
 		m.pilot = e.e.Pilot
-		forget = append(forget, m)
+		if m.killed {
+			forget = append(forget, m)
+		}
 		if b.finishMember(m, b.endReport(m, e.e)) {
 			added = true
 		}
@@ -477,6 +479,8 @@ func (b *BatchSystem) readRecords(root string) {
 		b.signalDone()
 	}
 	b.mu.Unlock()
+	// A reported job's files go once WaitFinished has handed it over
+	// (WaitFinished): until then a later leader can still adopt it.
 	for _, m := range forget {
 		q.Forget(m.ticket, m.pilot)
 	}

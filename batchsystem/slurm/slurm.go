@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 )
 
 // BatchSystem runs gaffer jobs as Slurm batch jobs. Create it with New.
@@ -296,6 +297,7 @@ func (b *BatchSystem) WaitFinished(ctx context.Context, maxWait time.Duration) (
 					b.signalDone()
 				}
 				b.mu.Unlock()
+				pilot.Queue{Root: m.root}.Forget(m.ticket, m.pilot)
 				return m.finished, nil
 			}
 			j, ok := b.jobs[id]
