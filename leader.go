@@ -202,6 +202,16 @@ func (l *Leader) end(ctx context.Context) {
 			l.mu.Unlock()
 		}
 	}
+	for _, rt := range l.routes {
+		if rt == nil {
+			continue
+		}
+		if r, ok := rt.bs.(batchsystem.Releaser); ok {
+			if err := r.Release(ctx); err != nil {
+				l.log.Warn("releasing the batch system's idle capacity", "batch_system", rt.name, "err", err)
+			}
+		}
+	}
 	if l.stopScaler != nil {
 		l.stopScaler()
 	}

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 	"github.com/gafferhq/gaffer/internal/rusage"
 )
 
@@ -71,6 +72,8 @@ func (t *dirTransport) fill(a attempt, spec *batchsystem.JobSpec) {
 	spec.LogPath = filepath.Join(spec.Dir, logFile(a.epoch, a.seq))
 	spec.Command = append(slices.Clip(t.command), WorkerArg, spec.Dir)
 	spec.Env = t.workerEnv(spec.Requirements.Cores)
+	spec.WorkDir = t.workDir
+	spec.PilotCommand = append(slices.Clip(t.command), pilot.Arg)
 }
 
 func (t *dirTransport) prepare(env *envelope, spec *batchsystem.JobSpec) error {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 	"github.com/gafferhq/gaffer/services"
 )
 
@@ -31,7 +32,12 @@ const WorkerArg = "__gaffer_worker__"
 // job's input from the job's folder, runs the registered function, writes
 // the result (return value, new successors, timings) to the folder by
 // temporary file and rename, and exits 0 on success, 1 on failure.
+// Started with pilot.Arg instead, it is a pilot (package
+// batchsystem/pilot): it runs many jobs, each as a worker process.
 func ServeWorker() {
+	if len(os.Args) >= 2 && os.Args[1] == pilot.Arg { // a pilot: many jobs, each its own worker process
+		os.Exit(pilot.Main(os.Args[2:]))
+	}
 	if len(os.Args) < 2 || os.Args[1] != WorkerArg {
 		return
 	}

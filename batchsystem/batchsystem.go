@@ -56,6 +56,17 @@ type JobSpec struct {
 	// output and error. Empty means the batch system's own choice.
 	LogPath string
 
+	// WorkDir is the workflow's work directory, which every worker sees
+	// at the same path (Dir is inside it). A batch system that groups
+	// jobs keeps its queue there. Empty when the leader has none.
+	WorkDir string
+	// PilotCommand, if set, is the argv of a pilot: a worker of the same
+	// program that runs many jobs of a queue folder one after another
+	// (package batchsystem/pilot). The batch system appends the queue's
+	// root and the pilot's name. Empty: the job cannot be grouped, and
+	// gets a submission of its own.
+	PilotCommand []string
+
 	// Run runs the job inside the calling process. It is set only for batch
 	// systems that implement InProcess and report true. Its error is the
 	// job's failure; a nil error is exit code 0.
@@ -174,6 +185,16 @@ type Adopter interface {
 	// Adopt tracks a job that an earlier leader issued under backing,
 	// as if Issue had just returned it. spec must describe the same job.
 	Adopt(ctx context.Context, spec JobSpec, backing string) (ID, error)
+}
+
+// Releaser is implemented by batch systems that keep capacity between
+// jobs, such as pilots that run many grouped jobs. The leader calls
+// Release when its workflow has ended (or stopped) and it has killed what
+// it issued: capacity held for jobs that will not come is given back at
+// once, instead of after an idle timeout. Jobs still issued are not
+// affected, and later Issue calls work as before.
+type Releaser interface {
+	Release(ctx context.Context) error
 }
 
 // Clock is implemented by batch systems that keep their own time, such as

@@ -61,6 +61,12 @@ type Config struct {
 	// the suite cannot look up by pid: the checks that Kill and Shutdown
 	// leave no process behind are then skipped.
 	RemoteWorkers bool
+	// PilotCommand, if set, is the argv of a program that serves pilots
+	// (it calls pilot.Main when its first argument is pilot.Arg): the
+	// suite then also issues jobs that carry it, with a shared WorkDir,
+	// and checks that grouped jobs keep their own exit codes, wall
+	// times, logs and kills (the Grouped checks).
+	PilotCommand []string
 }
 
 type exitErr int
@@ -85,7 +91,10 @@ func Run(t *testing.T, c Config) {
 	if c.Dir == nil {
 		c.Dir = func(t *testing.T) string { return t.TempDir() }
 	}
-	s := suite{c}
+	// Every job's output goes to a log here: a scheduler left to choose
+	// would write it to the test's working directory (sbatch's
+	// slurm-<id>.out), which is the package's source folder.
+	s := suite{c: c, logDir: t.TempDir()}
 	t.Run("SuccessIsReportedOnce", s.success)
 	t.Run("FailureCarriesExitCode", s.failure)
 	t.Run("ManyJobsUniqueIDs", s.many)
@@ -101,10 +110,23 @@ func Run(t *testing.T, c Config) {
 		t.Run("SchedulingStatuser", s.schedulingStatus)
 		t.Run("Clock", s.clock)
 		t.Run("Drainer", s.drainer)
+		t.Run("Releaser", s.releaser)
+	})
+	t.Run("Grouped", func(t *testing.T) {
+		if len(c.PilotCommand) == 0 {
+			t.Skip("Config.PilotCommand not set")
+		}
+		t.Run("OwnExitCodesAndWallTimes", s.groupedReports)
+		t.Run("KillOneOfAGroup", s.groupedKill)
+		t.Run("EnvironmentAndLog", s.groupedEnvLog)
+		t.Run("Adopter", s.groupedAdopt)
 	})
 }
 
-type suite struct{ c Config }
+type suite struct {
+	c      Config
+	logDir string
+}
 
 func (s suite) sys(t *testing.T) batchsystem.BatchSystem {
 	b := s.c.New(t)
@@ -119,6 +141,7 @@ func (s suite) spec(name string, sleep time.Duration, code int) batchsystem.JobS
 	return batchsystem.JobSpec{
 		JobID: name, Name: name, Kind: "conformance", Attempt: 1,
 		Requirements: s.c.Requirements,
+		LogPath:      filepath.Join(s.logDir, name+".log"),
 		Command:      []string{"/bin/sh", "-c", script},
 		Run: func(ctx context.Context) error {
 			select {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/batchsystem/batchsystemtest"
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 )
 
 // Tests against a real Slurm cluster. They run only with GAFFER_SLURM=1,
@@ -338,7 +339,8 @@ func TestClusterConformance(t *testing.T) {
 			require.NoError(t, err)
 			return b
 		},
-		Timeout: 2 * time.Minute,
+		Timeout:      2 * time.Minute,
+		PilotCommand: []string{os.Args[0], pilot.Arg},
 	})
 }
 

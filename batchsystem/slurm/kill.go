@@ -2,10 +2,12 @@ package slurm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 )
 
 // Kill cancels the jobs with scancel and waits until Slurm shows them
@@ -16,9 +18,10 @@ func (b *BatchSystem) Kill(ctx context.Context, ids []batchsystem.ID) error {
 		b.mu.Unlock()
 		return batchsystem.ErrShutdown
 	}
+	members := b.killMembers(ids)
 	victims := b.markKilled(ids)
 	b.mu.Unlock()
-	return b.cancelAndWait(ctx, victims, nil)
+	return errors.Join(b.stopMembers(ctx, members), b.cancelAndWait(ctx, victims, nil))
 }
 
 // markKilled marks jobs killed and returns those Slurm must stop; b.mu
@@ -27,7 +30,7 @@ func (b *BatchSystem) markKilled(ids []batchsystem.ID) []*job {
 	var victims []*job
 	for _, id := range ids {
 		j, ok := b.jobs[id]
-		if !ok || j.killed {
+		if !ok || j.killed || (j.pilot != "" && !b.shut) {
 			continue
 		}
 		if j.finished != nil {
@@ -142,11 +145,26 @@ func (b *BatchSystem) Shutdown(ctx context.Context) error {
 		}
 	}
 	victims := b.markKilled(ids)
+	// Grouped jobs die with their pilots, cancelled above; queued ones
+	// are taken back so that no other pilot starts them.
+	var queued []*member
+	for _, m := range b.members {
+		if !m.killed && m.finished == nil && !m.started {
+			queued = append(queued, m)
+		}
+		m.killed = true
+	}
+	clear(b.members)
+	clear(b.byTicket)
 	b.mu.Unlock()
+	for _, m := range queued {
+		_, _ = (pilot.Queue{Root: m.root}).Withdraw(m.owner, m.shape, m.ticket)
+	}
 
 	err := b.cancelAndWait(ctx, victims, pending)
 	close(b.stopPoll)
 	b.stopCancel()
 	<-b.pollDone
+	<-b.groupDone
 	return err
 }

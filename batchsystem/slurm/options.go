@@ -76,6 +76,10 @@ type Options struct {
 	ExtraArgs []string
 	// Env is exported to every job, under JobSpec.Env (which wins).
 	Env map[string]string
+
+	// Group configures grouping: small jobs run in pilots, a few Slurm
+	// jobs that each run many gaffer jobs (group.go, docs/slurm.md).
+	Group GroupOptions
 }
 
 const (
@@ -216,6 +220,7 @@ func (o Options) withDefaults() (Options, error) {
 	default:
 		return o, fmt.Errorf("%w: Accounting %q (want %q, %q or %q)", ErrBadOption, o.Accounting, AccountingSacct, AccountingJobComp, AccountingNone)
 	}
+	o.Group = o.Group.withDefaults()
 	if err := checkExtraArgs(o.ExtraArgs); err != nil {
 		return o, err
 	}

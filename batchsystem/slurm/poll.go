@@ -252,6 +252,13 @@ var ranStates = map[string]bool{"COMPLETED": true, "FAILED": true, "TIMEOUT": tr
 // finish records a job's end; b.mu must be held. It reports whether the
 // job was queued for WaitFinished (killed jobs are not).
 func (b *BatchSystem) finish(j *job, fin batchsystem.FinishedJob) bool {
+	if j.pilot != "" {
+		if j.killed {
+			close(j.stopped)
+		}
+		b.pilotEnded(j)
+		return false
+	}
 	if j.killed {
 		close(j.stopped)
 		b.forget(j)
@@ -268,6 +275,11 @@ func (b *BatchSystem) finish(j *job, fin batchsystem.FinishedJob) bool {
 // leader's rescue of missing jobs takes over. A killed job that Slurm
 // forgot has certainly stopped.
 func (b *BatchSystem) markUnknown(j *job) {
+	if j.pilot != "" && (j.killed || j.adopted) {
+		// An adopted pilot Slurm no longer knows has ended long ago.
+		b.finish(j, batchsystem.FinishedJob{})
+		return
+	}
 	if j.killed {
 		close(j.stopped)
 		b.forget(j)

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
+	"github.com/gafferhq/gaffer/batchsystem/pilot"
 )
 
 // BatchSystem runs gaffer jobs as Slurm batch jobs. Create it with New.
@@ -31,7 +33,19 @@ type BatchSystem struct {
 	stopCtx    context.Context // cancelled when the poller must stop mid-command
 	stopCancel context.CancelFunc
 
-	polls      atomic.Int64  // query sets run, for tests and figures
+	polls atomic.Int64 // query sets run, for tests and figures
+
+	// Grouping (group.go).
+	owner      string // names this adapter's queue, tickets and pilots
+	ticketSeq  int64
+	pilotSeq   int64
+	members    map[batchsystem.ID]*member // grouped jobs, issued and not yet reported
+	byTicket   map[string]*member
+	pilots     map[string]*pilotRec
+	shapes     map[string]*shapeState // by root|shape
+	roots      map[string]bool        // queue roots whose earlier pilots were adopted
+	groupWake  chan struct{}
+	groupDone  chan struct{}
 	retryDelay time.Duration // first wait before retrying sbatch; doubles
 }
 
@@ -43,6 +57,7 @@ type job struct {
 	name    string    // the Slurm job name we gave it
 	since   time.Time // submitted; for an adopted job, adopted minus the sacct lookback
 	adopted bool
+	pilot   string // a pilot's name: watched, never reported to the leader
 
 	phase   phase
 	state   string        // last Slurm state seen; "" before the first poll
@@ -83,13 +98,24 @@ func New(opts Options) (*BatchSystem, error) {
 		stopCtx:    ctx,
 		stopCancel: cancel,
 		retryDelay: 500 * time.Millisecond,
+		owner:      newOwner(),
+		members:    map[batchsystem.ID]*member{},
+		byTicket:   map[string]*member{},
+		pilots:     map[string]*pilotRec{},
+		shapes:     map[string]*shapeState{},
+		roots:      map[string]bool{},
+		groupWake:  make(chan struct{}, 1),
+		groupDone:  make(chan struct{}),
 	}
 	go b.pollLoop()
+	go b.groupLoop()
 	return b, nil
 }
 
 var _ batchsystem.BatchSystem = (*BatchSystem)(nil)
 var _ batchsystem.SchedulingStatuser = (*BatchSystem)(nil)
+var _ batchsystem.Adopter = (*BatchSystem)(nil)
+var _ batchsystem.Releaser = (*BatchSystem)(nil)
 
 // ErrAlreadyTracked is returned by Adopt for a Slurm job this BatchSystem
 // already tracks.
@@ -106,6 +132,12 @@ var ErrKillTimeout = errors.New("slurm: cancelled jobs not confirmed stopped")
 func (b *BatchSystem) Issue(ctx context.Context, spec batchsystem.JobSpec) (batchsystem.ID, error) {
 	if err := b.checkOpen(); err != nil {
 		return 0, err
+	}
+	if b.grouped(spec) {
+		id, err := b.issueGrouped(spec)
+		if !errors.Is(err, errSolo) {
+			return id, err
+		}
 	}
 	since := time.Now()
 	slurmID, err := b.submit(ctx, spec)
@@ -142,6 +174,9 @@ func (b *BatchSystem) Adopt(ctx context.Context, spec batchsystem.JobSpec, slurm
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if strings.HasPrefix(slurmJobID, "pilot/") {
+		return b.adoptGrouped(spec, slurmJobID)
+	}
 	if !validSlurmID(slurmJobID) {
 		return 0, fmt.Errorf("%w: %q is not a Slurm job ID", ErrBadSpec, slurmJobID)
 	}
@@ -158,18 +193,23 @@ func (b *BatchSystem) Adopt(ctx context.Context, spec batchsystem.JobSpec, slurm
 
 // track records a submitted job; b.mu must be held.
 func (b *BatchSystem) track(spec batchsystem.JobSpec, slurmID string, since time.Time, adopted bool) batchsystem.ID {
+	return b.trackLocked(spec, slurmID, since, adopted).id
+}
+
+func (b *BatchSystem) trackLocked(spec batchsystem.JobSpec, slurmID string, since time.Time, adopted bool) *job {
 	id := b.nextID
 	b.nextID++
-	b.jobs[id] = &job{
+	j := &job{
 		id: id, slurmID: slurmID, jobID: spec.JobID,
 		name: jobName(b.opts.NamePrefix, spec), since: since, adopted: adopted,
 	}
+	b.jobs[id] = j
 	b.bySlurm[slurmID] = id
 	select {
 	case b.wake <- struct{}{}:
 	default:
 	}
-	return id
+	return j
 }
 
 // BackingID returns the Slurm job ID of an issued job, for the leader to
@@ -177,8 +217,11 @@ func (b *BatchSystem) track(spec batchsystem.JobSpec, slurmID string, since time
 func (b *BatchSystem) BackingID(id batchsystem.ID) (string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if m, ok := b.members[id]; ok && !m.killed {
+		return m.backing(), true
+	}
 	j, ok := b.jobs[id]
-	if !ok || j.killed {
+	if !ok || j.killed || j.pilot != "" {
 		return "", false
 	}
 	return j.slurmID, true
@@ -191,9 +234,14 @@ func (b *BatchSystem) Issued(ctx context.Context) ([]batchsystem.ID, error) {
 	if b.shut {
 		return nil, batchsystem.ErrShutdown
 	}
-	ids := make([]batchsystem.ID, 0, len(b.jobs))
+	ids := make([]batchsystem.ID, 0, len(b.jobs)+len(b.members))
 	for id, j := range b.jobs {
-		if !j.killed {
+		if !j.killed && j.pilot == "" {
+			ids = append(ids, id)
+		}
+	}
+	for id, m := range b.members {
+		if !m.killed {
 			ids = append(ids, id)
 		}
 	}
@@ -211,8 +259,13 @@ func (b *BatchSystem) Running(ctx context.Context) (map[batchsystem.ID]time.Dura
 	now := time.Now()
 	res := map[batchsystem.ID]time.Duration{}
 	for id, j := range b.jobs {
-		if !j.killed && j.finished == nil && j.phase == phaseRunning {
+		if !j.killed && j.finished == nil && j.phase == phaseRunning && j.pilot == "" {
 			res[id] = j.elapsed + now.Sub(j.seenAt)
+		}
+	}
+	for id, m := range b.members {
+		if !m.killed && m.finished == nil && m.started {
+			res[id] = max(0, now.Sub(m.start))
 		}
 	}
 	return res, nil
@@ -235,6 +288,18 @@ func (b *BatchSystem) WaitFinished(ctx context.Context, maxWait time.Duration) (
 		for len(b.done) > 0 {
 			id := b.done[0]
 			b.done = b.done[1:]
+			if m, ok := b.members[id]; ok {
+				if m.killed || m.finished == nil {
+					continue
+				}
+				b.forgetMember(m)
+				if len(b.done) > 0 {
+					b.signalDone()
+				}
+				b.mu.Unlock()
+				pilot.Queue{Root: m.root}.Forget(m.ticket, m.pilot)
+				return m.finished, nil
+			}
 			j, ok := b.jobs[id]
 			if !ok || j.killed || j.finished == nil {
 				continue // killed after it finished: never reported
@@ -280,8 +345,11 @@ func (b *BatchSystem) forget(j *job) {
 func (b *BatchSystem) SchedulingStatus(id batchsystem.ID) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if m, ok := b.members[id]; ok {
+		return b.memberStatus(m)
+	}
 	j, ok := b.jobs[id]
-	if !ok || j.killed || j.finished != nil || j.phase == phaseRunning {
+	if !ok || j.killed || j.finished != nil || j.phase == phaseRunning || j.pilot != "" {
 		return ""
 	}
 	switch {

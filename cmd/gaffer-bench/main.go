@@ -9,7 +9,13 @@
 //	go run ./cmd/gaffer-bench -scenario fanout -n 100000 -metrics discard
 //	go run ./cmd/gaffer-bench -scenario chain -n 500 -mode subprocess
 //	go run ./cmd/gaffer-bench -scenario grid -n 300
+//	go run ./cmd/gaffer-bench -scenario fanout -n 2000 -mode slurm
+//	go run ./cmd/gaffer-bench -scenario chain -n 50 -mode slurm -group=false
 //
+// -mode slurm runs every job on the Slurm cluster (scripts/slurm-cluster.sh
+// starts a one-node one), grouped into pilots unless -group=false; -dir
+// must then be on a file system the nodes share (the temporary default
+// is fine on a one-node cluster).
 // chain runs n jobs one after another, each taking the previous one's
 // value (1 KiB) and each a child of the one before; it prints the time
 // per hop and the store's size at the end. grid runs an n x n grid whose
@@ -34,7 +40,9 @@ import (
 	"time"
 
 	"github.com/gafferhq/gaffer"
+	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/batchsystem/local"
+	"github.com/gafferhq/gaffer/batchsystem/slurm"
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
 	"github.com/gafferhq/gaffer/internal/rusage"
 	"github.com/gafferhq/gaffer/metrics"
@@ -45,7 +53,9 @@ func main() {
 	gaffer.ServeWorker()
 	scenario := flag.String("scenario", "fanout", "fanout, chain, grid or resume")
 	n := flag.Int("n", 100000, "children of the fan-out, steps of the chain, side of the grid")
-	mode := flag.String("mode", "inprocess", "inprocess or subprocess")
+	mode := flag.String("mode", "inprocess", "inprocess, subprocess or slurm")
+	flag.BoolVar(&slurmGroup, "group", true, "slurm mode: group jobs into pilots (false: one sbatch per job)")
+	flag.DurationVar(&slurmPoll, "poll", time.Second, "slurm mode: least time between two squeue queries")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile here once half the jobs have succeeded")
@@ -86,8 +96,10 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 	case "inprocess":
 	case "subprocess":
 		opts.Mode = local.Subprocess
+	case "slurm":
+		useSlurm = true
 	default:
-		return fmt.Errorf("-mode %q: want inprocess or subprocess", mode)
+		return fmt.Errorf("-mode %q: want inprocess, subprocess or slurm", mode)
 	}
 	store := filepath.Join(dir, "bench.db")
 	switch scenario {
@@ -238,8 +250,22 @@ func startProfile() func() {
 	return func() { pprof.StopCPUProfile(); profile.Close() }
 }
 
-func leader(store string, opts local.Options) (*gaffer.Leader, *local.System, error) {
-	bs, err := local.New(opts)
+// The slurm mode's settings.
+var (
+	useSlurm   bool
+	slurmGroup bool
+	slurmPoll  time.Duration
+)
+
+func leader(store string, opts local.Options) (*gaffer.Leader, batchsystem.BatchSystem, error) {
+	var bs batchsystem.BatchSystem
+	var err error
+	if useSlurm {
+		bs, err = slurm.New(slurm.Options{PollInterval: slurmPoll, NamePrefix: "gaffer-bench",
+			WorkDir: store + ".work", Group: slurm.GroupOptions{Off: !slurmGroup}})
+	} else {
+		bs, err = local.New(opts)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -174,7 +174,10 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.slurm {
 		bs, err := slurm.New(slurm.Options{Partition: o.partition, PollInterval: time.Second, NamePrefix: "gaffer-route",
-			WorkDir: store + ".work", Logger: logger})
+			WorkDir: store + ".work", Logger: logger,
+			// Huge jobs keep a Slurm job each, so that sacct accounts
+			// for each one; small ones would share pilots.
+			Group: slurm.GroupOptions{SoloKinds: []string{Huge.Name()}}})
 		if err != nil {
 			return err
 		}

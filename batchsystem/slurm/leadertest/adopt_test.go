@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -187,32 +186,52 @@ func testReadoption(t *testing.T, crash bool) {
 			require.Equal(t, 1, ss[0].attempt)
 			require.Equal(t, "2", ss[1].phase, "job %d: its retry under the second", job)
 			require.Equal(t, 2, ss[1].attempt)
-			require.Len(t, slices.Compact(slurmIDs), 2, "job %d: one Slurm job per attempt", job)
+			require.Len(t, slices.Compact(slurmIDs), 2, "job %d: each attempt ran in its own leader's Slurm job (pilot)", job)
 			continue
 		}
 		require.Len(t, ss, 1, "job %d started once: %+v", job, ss)
 		require.Equal(t, "1", ss[0].phase, "job %d was submitted by the first leader only", job)
 	}
 	require.Equal(t, crashes, crashed, "only the crashing leaf ran twice")
+	// The leader was SIGKILLed while groups ran: the first leader's
+	// leaves shared pilots, fewer Slurm jobs than leaves.
+	firstSlurm := map[string]int{}
+	for _, ss := range starts {
+		if ss[0].phase == "1" {
+			firstSlurm[ss[0].slurmID]++
+		}
+	}
+	require.Less(t, len(firstSlurm), len(steps), "the first leader's leaves ran grouped: %v", firstSlurm)
 	require.Empty(t, jobsOf(t, prefix, ""), "no Slurm job is left")
 }
 
-// unfinished lists the Slurm jobs of prefix that squeue shows RUNNING and
-// whose gaffer job has not marked its end. A job that just marked its end
-// may still show RUNNING for a moment while its worker writes the result
-// and exits.
-func unfinished(t *testing.T, prefix, marks string) []slurmJob {
+// unfinished lists the gaffer jobs that have marked their start but not
+// their end, and whose Slurm job (a pilot, with grouping) squeue shows
+// RUNNING under prefix. A job that just marked its end may still run for
+// a moment while its worker writes the result and exits.
+func unfinished(t *testing.T, prefix, marks string) []markLine {
 	t.Helper()
-	ended := map[string]bool{}
-	for _, m := range readMarks(t, marks) {
+	running := map[string]bool{}
+	for _, j := range jobsOf(t, prefix, "RUNNING") {
+		running[j.id] = true
+	}
+	ended := map[uint64]bool{}
+	ms := readMarks(t, marks)
+	for _, m := range ms {
 		if m.what == "end" || m.what == "crash" {
-			ended[fmt.Sprintf("_j%d", m.job)] = true
+			ended[m.job] = true
 		}
 	}
-	var res []slurmJob
-	for _, j := range jobsOf(t, prefix, "RUNNING") {
-		if !ended[j.name[strings.LastIndex(j.name, "_"):]] {
-			res = append(res, j)
+	latest := map[uint64]markLine{}
+	for _, m := range ms {
+		if m.what == "start" && !ended[m.job] {
+			latest[m.job] = m
+		}
+	}
+	var res []markLine
+	for _, m := range latest {
+		if running[m.slurmID] {
+			res = append(res, m)
 		}
 	}
 	return res
