@@ -62,6 +62,12 @@ func (l *Leader) checkDeadlock(ctx context.Context) error {
 	if now.Sub(l.lastProgress) < l.cfg.DeadlockWait || l.g.backoff.Len() > 0 {
 		return nil
 	}
+	if l.g.issueRoom(l.cfg.MaxIssued, -1) > 0 {
+		// A job is ready and the next turn issues it (it became ready
+		// after this turn's issue, when a service started, or a slow
+		// round of issues left it for later): something moves.
+		return nil
+	}
 	running, err := l.runningAll(ctx)
 	if err != nil {
 		l.log.Warn("deadlock check: listing running jobs", "err", err)
