@@ -30,10 +30,15 @@ const WorkerArg = "__gaffer_worker__"
 // In worker mode it runs one job and exits the process: it reads the
 // job's input from the job's folder, runs the registered function, writes
 // the result (return value, new successors, timings) to the folder by
-// temporary file and rename, and exits 0 on success, 1 on failure.
+// temporary file and rename, and exits 0 on success, 1 on failure. As a
+// pool worker (local.Workers) it runs jobs one after another, fed by its
+// leader over a pipe, until the leader closes the pipe or dies.
 func ServeWorker() {
 	if len(os.Args) < 2 || os.Args[1] != WorkerArg {
 		return
+	}
+	if len(os.Args) == 3 && os.Args[2] == poolArg {
+		os.Exit(poolWorkerMain())
 	}
 	os.Exit(workerMain(os.Args[2:]))
 }
