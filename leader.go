@@ -65,6 +65,7 @@ type Leader struct {
 	runStart   time.Time
 	running    bool
 	stopScaler func()
+	closed     bool
 }
 
 // NewLeader opens (or creates) the store and prepares a leader. It fails
@@ -99,7 +100,12 @@ func NewLeader(cfg Config) (*Leader, error) {
 }
 
 // Close releases the store and, if the leader made it, the batch system.
+// Calls after the first do nothing.
 func (l *Leader) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
 	l.end(context.Background())
 	var errs []error
 	if l.ownsBS && l.bs != nil {

@@ -7,6 +7,13 @@
 //	go run ./cmd/gaffer-bench -scenario fanout -n 1000000
 //	go run ./cmd/gaffer-bench -scenario resume -n 1000000
 //	go run ./cmd/gaffer-bench -scenario fanout -n 100000 -metrics discard
+//	go run ./cmd/gaffer-bench -scenario chain -n 500 -mode subprocess
+//	go run ./cmd/gaffer-bench -scenario grid -n 300
+//
+// chain runs n jobs one after another, each taking the previous one's
+// value (1 KiB) and each a child of the one before; it prints the time
+// per hop and the store's size at the end. grid runs an n x n grid whose
+// cells each take, and wait for, the cells above and to the left.
 //
 // -metrics discard gives the leader a receiver of its events that does
 // nothing, to measure what reporting them costs; -metrics views keeps the
@@ -30,12 +37,13 @@ import (
 	"github.com/gafferhq/gaffer/examples/fanout/fanout"
 	"github.com/gafferhq/gaffer/internal/rusage"
 	"github.com/gafferhq/gaffer/metrics"
+	bolt "go.etcd.io/bbolt"
 )
 
 func main() {
 	gaffer.ServeWorker()
-	scenario := flag.String("scenario", "fanout", "fanout or resume")
-	n := flag.Int("n", 100000, "children of the fan-out")
+	scenario := flag.String("scenario", "fanout", "fanout, chain, grid or resume")
+	n := flag.Int("n", 100000, "children of the fan-out, steps of the chain, side of the grid")
 	mode := flag.String("mode", "inprocess", "inprocess or subprocess")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
@@ -102,6 +110,47 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 		s := l.Stats()
 		fmt.Printf("fanout n=%d mode=%s metrics=%s: %d jobs in %.2fs = %.0f jobs/s; %d commits; leader peak RSS %s\n",
 			n, mode, metricsMode, n+2, took.Seconds(), float64(n+2)/took.Seconds(), s.Commits, peakRSS())
+	case "chain", "grid":
+		l, bs, err := leader(store, opts)
+		if err != nil {
+			return err
+		}
+		defer bs.Shutdown(context.Background())
+		defer l.Close()
+		stop := startProfile()
+		start := time.Now()
+		var check error
+		jobs := n + 1
+		if scenario == "chain" {
+			var last hop
+			last, err = gaffer.Run(context.Background(), l, chainRoot.New(n))
+			if last.N != n {
+				check = fmt.Errorf("the chain's last step counts %d steps, want %d", last.N, n)
+			}
+		} else {
+			jobs = n*n + 1
+			var v int
+			v, err = gaffer.Run(context.Background(), l, gridRoot.New(n))
+			if want := gridWant(n); v != want {
+				check = fmt.Errorf("the grid's corner is %d, want %d", v, want)
+			}
+		}
+		stop()
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			return check
+		}
+		took := time.Since(start)
+		s := l.Stats()
+		extra := ""
+		if scenario == "chain" {
+			extra = fmt.Sprintf("; per hop: %v", (took / time.Duration(n)).Round(time.Microsecond))
+		}
+		l.Close()
+		fmt.Printf("%s n=%d mode=%s: %d jobs in %.2fs = %.0f jobs/s%s; %d commits; leader peak RSS %s; store %s\n",
+			scenario, n, mode, jobs, took.Seconds(), float64(jobs)/took.Seconds(), extra, s.Commits, peakRSS(), storeSize(store))
 	case "resume":
 		// Make a store holding n pending jobs: run the fan-out until the
 		// root has stored its children, then stop the leader.
@@ -144,7 +193,7 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 		fmt.Printf("resume n=%d mode=%s: first job issued %.2fs after Run started; finished in %.2fs; %d commits; peak RSS of the process %s\n",
 			n, mode, s.FirstIssue.Seconds(), took.Seconds(), s.Commits, peakRSS())
 	default:
-		return fmt.Errorf("-scenario %q: want fanout or resume", scenario)
+		return fmt.Errorf("-scenario %q: want fanout, chain, grid or resume", scenario)
 	}
 	return nil
 }
@@ -190,4 +239,27 @@ func peakRSS() string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+}
+
+// storeSize describes the store at path once its leader has closed it:
+// the file's size (bbolt never shrinks a file; it reuses freed pages) and
+// how many results it holds, with their bytes.
+func storeSize(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "unknown"
+	}
+	db, err := bolt.Open(path, 0o644, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Sprintf("%.1f MiB file", float64(st.Size())/(1<<20))
+	}
+	defer db.Close()
+	var n, bytes int
+	db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte("results")); b != nil {
+			b.ForEach(func(_, v []byte) error { n++; bytes += len(v); return nil })
+		}
+		return nil
+	})
+	return fmt.Sprintf("%.1f MiB file, %d results of %d bytes", float64(st.Size())/(1<<20), n, bytes)
 }
