@@ -9,6 +9,11 @@
 //	go run ./cmd/gaffer-bench -scenario fanout -n 100000 -metrics discard
 //	go run ./cmd/gaffer-bench -scenario chain -n 500 -mode subprocess
 //	go run ./cmd/gaffer-bench -scenario grid -n 300
+//	go run ./cmd/gaffer-bench -scenario chain -n 500 -mode process
+//
+// -mode subprocess runs jobs in a pool of worker processes (local.Workers),
+// each started once and fed one job after another; -mode process starts
+// a worker process per job (local.Subprocess).
 //
 // chain runs n jobs one after another, each taking the previous one's
 // value (1 KiB) and each a child of the one before; it prints the time
@@ -44,7 +49,7 @@ func main() {
 	gaffer.ServeWorker()
 	scenario := flag.String("scenario", "fanout", "fanout, chain, grid or resume")
 	n := flag.Int("n", 100000, "children of the fan-out, steps of the chain, side of the grid")
-	mode := flag.String("mode", "inprocess", "inprocess or subprocess")
+	mode := flag.String("mode", "inprocess", "inprocess, subprocess (a pool of worker processes) or process (a worker process per job)")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
 	maxJobs := flag.Int("maxjobs", 0, "jobs the local batch system runs at once (0: as many as fit)")
@@ -83,9 +88,11 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 	switch mode {
 	case "inprocess":
 	case "subprocess":
+		opts.Mode = local.Workers
+	case "process":
 		opts.Mode = local.Subprocess
 	default:
-		return fmt.Errorf("-mode %q: want inprocess or subprocess", mode)
+		return fmt.Errorf("-mode %q: want inprocess, subprocess or process", mode)
 	}
 	store := filepath.Join(dir, "bench.db")
 	switch scenario {
