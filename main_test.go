@@ -17,6 +17,9 @@ func TestMain(m *testing.M) {
 	if store := os.Getenv(envExitStore); store != "" {
 		os.Exit(exitLeaderMain(store))
 	}
+	if store := os.Getenv(envPoolStore); store != "" {
+		os.Exit(poolLeaderMain(store))
+	}
 	if store := os.Getenv(envLeaderStore); store != "" {
 		os.Exit(leaderMain(store))
 	}
