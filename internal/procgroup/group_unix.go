@@ -5,6 +5,8 @@ package procgroup
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kill kills p and everything in its process group.
@@ -16,7 +18,7 @@ func Kill(p *os.Process) {
 // (as Attr makes it), everything in the group: what a job started does
 // not outlive the worker. It does not return.
 func Exit(code int) {
-	if syscall.Getpgrp() == os.Getpid() {
+	if pgid, err := unix.Getpgid(0); err == nil && pgid == os.Getpid() {
 		_ = syscall.Kill(0, syscall.SIGKILL)
 	}
 	os.Exit(code)
