@@ -15,6 +15,13 @@
 //     job's context and waits up to Options.KillGrace for it to return.
 //   - A job that keeps fitting behind a big one can starve the big one, as
 //     in Toil's single-machine batch system; give big jobs their own run.
+//   - In Workers mode jobs are scheduled as in-process ones are, and
+//     JobSpec.Run (set by the leader's pool transport) runs each in a
+//     worker process of the leader's pool; Kill cancels Run's context,
+//     which kills that worker and its process group. Pool workers die
+//     with their leader on every system, as they see their input pipe
+//     end (see gaffer's transport_pool.go); on Windows what a job
+//     started outlives them, as with Subprocess.
 //   - Subprocesses run in their own process group, which Kill and the end
 //     of the job both kill, so nothing they start outlives them (on Unix;
 //     see below for Windows). Shutdown kills them all.
