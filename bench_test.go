@@ -47,3 +47,9 @@ func BenchmarkFanoutInProcess(b *testing.B) {
 func BenchmarkFanoutSubprocess(b *testing.B) {
 	b.Run("2000", func(b *testing.B) { benchFanout(b, 2000, local.Subprocess) })
 }
+
+// BenchmarkFanoutWorkers runs it with jobs in a pool of worker processes
+// (local.Workers), each started once and fed one job after another.
+func BenchmarkFanoutWorkers(b *testing.B) {
+	b.Run("20000", func(b *testing.B) { benchFanout(b, 20000, local.Workers) })
+}

@@ -33,6 +33,16 @@
 //     result in its folder. In-process jobs always run again.
 //   - In-process jobs share the leader's process: a job that never returns
 //     holds its resources, and Kill can only cancel its context.
+//   - Pool workers (local.Workers, `-mode subprocess` in the examples)
+//     run many jobs one after another in one process: a job that leaks
+//     memory, goroutines or global state leaves them to the next job on
+//     that worker until it is recycled (PoolOptions.JobsPerWorker,
+//     MaxRSS). A job that crashes its worker loses only itself, and is
+//     retried. Pool workers die with their leader (a parent-death signal
+//     on Linux and FreeBSD; everywhere, the end of their input pipe), so
+//     a pool job never finishes while its leader is down: the next
+//     leader runs again every job that was running. Use local.Subprocess
+//     (a process per job) where jobs must not share a process.
 //   - Subprocess and cluster workers are this same binary started again:
 //     call ServeWorker first thing in main, and keep the binary identical
 //     between the leader and its workers.

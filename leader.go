@@ -35,6 +35,7 @@ type Leader struct {
 	// with one batch system, routes[0]; with several, routes[1:].
 	routes []*route
 	trs    [2]transport // by kind: worker processes, in-process
+	pools  []transport  // worker pools, one per batch system that wants one
 	fw     *forwarders  // waiting on several batch systems
 	scaled uint8        // the route whose jobs the scaler sees
 	bsName string       // for the attempt records, with one batch system

@@ -68,8 +68,13 @@ func keepLogFile(workDir string, a attempt, src string, limit int64) (string, er
 }
 
 // keepLogBytes keeps b, the end of attempt a's log after cut bytes were
-// dropped, and returns the kept file's path.
+// dropped, and returns the kept file's path. It keeps at most limit bytes
+// of b: the buffer a transport holds may be longer (it keeps at least the
+// tail an error shows).
 func keepLogBytes(workDir string, a attempt, b []byte, cut, limit int64) (string, error) {
+	if over := int64(len(b)) - limit; over > 0 {
+		b, cut = b[over:], cut+over
+	}
 	dst := keptLogPath(workDir, a)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if store := os.Getenv(envRouteStore); store != "" {
 		os.Exit(routeLeaderMain(store))
 	}
+	if store := os.Getenv(envPoolStore); store != "" {
+		os.Exit(poolLeaderMain(store))
+	}
 	if store := os.Getenv(envLeaderStore); store != "" {
 		os.Exit(leaderMain(store))
 	}

@@ -38,7 +38,7 @@ var measured = gaffer.MustRegister("test.measured", func(ctx context.Context, jc
 // upstream result runs with exactly that memory, in-process and through
 // worker processes, as its attempt record shows.
 func TestPromisedMemoryIsWhatTheJobRunsWith(t *testing.T) {
-	for _, mode := range []local.Mode{local.InProcess, local.Subprocess} {
+	for _, mode := range []local.Mode{local.InProcess, local.Workers, local.Subprocess} {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			l, store := newLeader(t, testOpts{mode: mode})
 			got, err := gaffer.Run(t.Context(), l, measured.New(37))

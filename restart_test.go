@@ -278,7 +278,7 @@ var Chatty = gaffer.MustRegister("test.chatty", func(ctx context.Context, jc *ga
 // is readable after the run, named by the attempt's record in the store;
 // the record says what ran where, how long and how it ended.
 func TestFailedAttemptLogAndRecordAreKept(t *testing.T) {
-	for _, mode := range []local.Mode{local.Subprocess, local.InProcess} {
+	for _, mode := range []local.Mode{local.Subprocess, local.Workers, local.InProcess} {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			l, store := newLeader(t, testOpts{mode: mode, cfg: noRetries})
 			_, err := gaffer.Run(t.Context(), l, Chatty.New(200, gaffer.Name("chatty")))
@@ -302,7 +302,7 @@ func TestFailedAttemptLogAndRecordAreKept(t *testing.T) {
 			require.False(t, a.Start.IsZero())
 			require.False(t, a.End.Before(a.Start))
 			require.Positive(t, a.Wall)
-			if mode == local.Subprocess {
+			if mode != local.InProcess {
 				require.Equal(t, 1, a.ExitCode)
 				require.Positive(t, a.CPU, "a worker process reports its CPU time")
 				require.Positive(t, a.MaxRSS)
@@ -321,20 +321,24 @@ func TestFailedAttemptLogAndRecordAreKept(t *testing.T) {
 // A log over Config.LogLimit keeps its end, after a line saying so;
 // successful attempts keep theirs only when asked.
 func TestKeptLogIsCapped(t *testing.T) {
-	l, store := newLeader(t, testOpts{mode: local.Subprocess, cfg: func(c *gaffer.Config) {
-		c.RetryCount, c.LogLimit = gaffer.NoRetries, 2000
-	}})
-	_, err := gaffer.Run(t.Context(), l, Chatty.New(200))
-	var fe *gaffer.FailedJobsError
-	require.ErrorAs(t, err, &fe)
-	require.NoError(t, l.Close())
-	a := attempts(t, store, fe.Jobs[0].ID)[0]
-	b, err := os.ReadFile(a.Log)
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(b), "[gaffer: the first "), "%.80s", b)
-	require.Contains(t, string(b), "were cut; Config.LogLimit keeps the last 2000]\n")
-	require.Contains(t, string(b), "the last line")
-	require.Less(t, len(b), 2200)
+	for _, mode := range workerModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			l, store := newLeader(t, testOpts{mode: mode, cfg: func(c *gaffer.Config) {
+				c.RetryCount, c.LogLimit = gaffer.NoRetries, 2000
+			}})
+			_, err := gaffer.Run(t.Context(), l, Chatty.New(200))
+			var fe *gaffer.FailedJobsError
+			require.ErrorAs(t, err, &fe)
+			require.NoError(t, l.Close())
+			a := attempts(t, store, fe.Jobs[0].ID)[0]
+			b, err := os.ReadFile(a.Log)
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(string(b), "[gaffer: the first "), "%.80s", b)
+			require.Contains(t, string(b), "were cut; Config.LogLimit keeps the last 2000]\n")
+			require.Contains(t, string(b), "the last line")
+			require.Less(t, len(b), 2200)
+		})
+	}
 }
 
 // Every attempt of a run is recorded, with its job's predecessors.

@@ -100,10 +100,19 @@ func (l *Leader) newRoute(name string, bs batchsystem.BatchSystem) *route {
 	r.adopter, _ = bs.(batchsystem.Adopter)
 	r.sched, _ = bs.(batchsystem.SchedulingStatuser)
 	r.clock, _ = bs.(Clock)
-	// Transports are shared by batch systems of a kind: attempts are
-	// told apart by their issue number, and one in-flight table (for the
-	// in-process ones) and one look at the services' start reports (for
-	// the others) serve them all.
+	// A worker pool is its batch system's own: its options (worker sizes,
+	// recycling) are that batch system's.
+	if wp, ok := bs.(batchsystem.WorkerPooler); ok {
+		if _, ok := wp.WorkerPool(); ok {
+			r.tr = newTransport(bs, l.cfg, l.log)
+			l.pools = append(l.pools, r.tr)
+			return r
+		}
+	}
+	// Other transports are shared by batch systems of a kind: attempts
+	// are told apart by their issue number, and one in-flight table (for
+	// the in-process ones) and one look at the services' start reports
+	// (for the others) serve them all.
 	k := 0
 	if ip, ok := bs.(batchsystem.InProcess); ok && ip.InProcess() {
 		k = 1
@@ -130,7 +139,7 @@ func (l *Leader) trOf(r uint8) transport {
 
 // transports lists the leader's transports, each once.
 func (l *Leader) transports() []transport {
-	var out []transport
+	out := slices.Clone(l.pools)
 	for _, t := range l.trs {
 		if t != nil {
 			out = append(out, t)

@@ -84,7 +84,7 @@ func newRouteSystems() (map[string]batchsystem.BatchSystem, error) {
 	if err != nil {
 		return nil, err
 	}
-	procs, err := local.New(local.Options{Mode: local.Subprocess, Cores: 2})
+	procs, err := local.New(local.Options{Mode: local.Workers, Cores: 2})
 	if err != nil {
 		return nil, err
 	}

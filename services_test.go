@@ -117,15 +117,20 @@ func TestServiceLifecycle(t *testing.T) {
 
 // The same through worker processes: the start value crosses by file,
 // and the stop flag reaches the host in its folder.
+// In a pool worker, the start value and the stop cross the worker's pipes.
 func TestServiceLifecycleSubprocess(t *testing.T) {
-	l, _ := newLeader(t, testOpts{mode: local.Subprocess, cfg: func(c *gaffer.Config) {
-		c.ServicePollInterval = 20 * time.Millisecond
-		c.PollInterval = 50 * time.Millisecond
-	}})
-	root := KVClient.New(kvClientIn{Keys: 5})
-	got, err := gaffer.Run(t.Context(), l, root)
-	require.NoError(t, err)
-	require.Equal(t, "k0=v0,k1=v1,k2=v2,k3=v3,k4=v4", got)
+	for _, mode := range workerModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			l, _ := newLeader(t, testOpts{mode: mode, cfg: func(c *gaffer.Config) {
+				c.ServicePollInterval = 20 * time.Millisecond
+				c.PollInterval = 50 * time.Millisecond
+			}})
+			root := KVClient.New(kvClientIn{Keys: 5})
+			got, err := gaffer.Run(t.Context(), l, root)
+			require.NoError(t, err)
+			require.Equal(t, "k0=v0,k1=v1,k2=v2,k3=v3,k4=v4", got)
+		})
+	}
 }
 
 // A child service starts after its parent and may take its value.

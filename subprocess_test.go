@@ -21,18 +21,30 @@ var Crash = gaffer.MustRegister("sub.crash", func(ctx context.Context, jc *gaffe
 	return 0, nil
 })
 
+// workerModes are the local batch system's modes that run jobs in worker
+// processes: a pool, and one process per job.
+var workerModes = []local.Mode{local.Workers, local.Subprocess}
+
 func TestSubprocessWorkerThatDiesIsAFailureWithItsLog(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	l, _ := newLeader(t, testOpts{mode: local.Subprocess})
-	_, err := l.Run(t.Context(), Crash.New(7, gaffer.Name("crasher")))
-	var fe *gaffer.FailedJobsError
-	require.ErrorAs(t, err, &fe)
-	require.Len(t, fe.Jobs, 1)
-	require.Equal(t, 2, fe.Jobs[0].Tries)
-	require.Equal(t, "exit code 7 (finished)", fe.Jobs[0].Err)
-	require.Contains(t, fe.Jobs[0].LogTail, "worker going down hard")
+	for _, mode := range workerModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			l, _ := newLeader(t, testOpts{mode: mode})
+			_, err := l.Run(t.Context(), Crash.New(7, gaffer.Name("crasher")))
+			var fe *gaffer.FailedJobsError
+			require.ErrorAs(t, err, &fe)
+			require.Len(t, fe.Jobs, 1)
+			require.Equal(t, 2, fe.Jobs[0].Tries)
+			if mode == local.Workers {
+				require.Regexp(t, `^exit code 7 \(finished\): its pool worker \(pid \d+\) exited with code 7 during the job$`, fe.Jobs[0].Err)
+			} else {
+				require.Equal(t, "exit code 7 (finished)", fe.Jobs[0].Err)
+			}
+			require.Contains(t, fe.Jobs[0].LogTail, "worker going down hard")
+		})
+	}
 }
 
 // Write stores its input in the file store; Read, its child, reads it back.
@@ -75,14 +87,18 @@ func TestSubprocessJobsShareTheFileStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	l, store := newLeader(t, testOpts{mode: local.Subprocess})
-	got, err := gaffer.Run(t.Context(), l, Write.New("across processes"))
-	require.NoError(t, err)
-	require.Equal(t, "across processes (read by sub.read, attempt 1)", got)
-	left, _ := os.ReadDir(store + ".work/scratch")
-	require.Empty(t, left, "scratch directories are removed when their job ends")
-	jobs, _ := os.ReadDir(store + ".work/jobs")
-	require.Empty(t, jobs, "job folders are removed once their result is stored")
+	for _, mode := range workerModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			l, store := newLeader(t, testOpts{mode: mode})
+			got, err := gaffer.Run(t.Context(), l, Write.New("across processes"))
+			require.NoError(t, err)
+			require.Equal(t, "across processes (read by sub.read, attempt 1)", got)
+			left, _ := os.ReadDir(store + ".work/scratch")
+			require.Empty(t, left, "scratch directories are removed when their job ends")
+			jobs, _ := os.ReadDir(store + ".work/jobs")
+			require.Empty(t, jobs, "job folders are removed once their result is stored")
+		})
+	}
 }
 
 // Tree2 makes named jobs with successors inside a worker, so that the
@@ -109,8 +125,12 @@ func TestSubprocessWorkersSendBackWholeGraphs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	l, _ := newLeader(t, testOpts{mode: local.Subprocess})
-	got, err := gaffer.Run(t.Context(), l, Tree2.New(2))
-	require.NoError(t, err)
-	require.Equal(t, 7, got, "a depth-2 binary tree has 7 nodes")
+	for _, mode := range workerModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			l, _ := newLeader(t, testOpts{mode: mode})
+			got, err := gaffer.Run(t.Context(), l, Tree2.New(2))
+			require.NoError(t, err)
+			require.Equal(t, 7, got, "a depth-2 binary tree has 7 nodes")
+		})
+	}
 }

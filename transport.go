@@ -51,10 +51,16 @@ type taken struct {
 }
 
 // newTransport returns the transport for bs: memory for a batch system
-// that runs jobs in the leader's process, a folder per job under
+// that runs jobs in the leader's process, pipes to a pool of worker
+// processes for one that wants a pool, a folder per job under
 // cfg.WorkDir for one that starts worker processes.
 func newTransport(bs batchsystem.BatchSystem, cfg Config, log *slog.Logger) transport {
 	keep := keepLogs{workDir: cfg.WorkDir, limit: cfg.LogLimit, success: cfg.KeepSuccessLogs}
+	if wp, ok := bs.(batchsystem.WorkerPooler); ok {
+		if opts, ok := wp.WorkerPool(); ok {
+			return newPoolTransport(opts, cfg, keep, log)
+		}
+	}
 	if ip, ok := bs.(batchsystem.InProcess); ok && ip.InProcess() {
 		return newMemTransport(log, keep)
 	}

@@ -31,15 +31,20 @@ const WorkerArg = "__gaffer_worker__"
 // In worker mode it runs one job and exits the process: it reads the
 // job's input from the job's folder, runs the registered function, writes
 // the result (return value, new successors, timings) to the folder by
-// temporary file and rename, and exits 0 on success, 1 on failure.
-// Started with pilot.Arg instead, it is a pilot (package
-// batchsystem/pilot): it runs many jobs, each as a worker process.
+// temporary file and rename, and exits 0 on success, 1 on failure. As a
+// pool worker (local.Workers) it runs jobs one after another, fed by its
+// leader over a pipe, until the leader closes the pipe or dies. Started
+// with pilot.Arg instead, it is a pilot (package batchsystem/pilot): it
+// runs many jobs, each as a worker process.
 func ServeWorker() {
 	if len(os.Args) >= 2 && os.Args[1] == pilot.Arg { // a pilot: many jobs, each its own worker process
 		os.Exit(pilot.Main(os.Args[2:]))
 	}
 	if len(os.Args) < 2 || os.Args[1] != WorkerArg {
 		return
+	}
+	if len(os.Args) == 3 && os.Args[2] == poolArg {
+		os.Exit(poolWorkerMain())
 	}
 	os.Exit(workerMain(os.Args[2:]))
 }

@@ -209,3 +209,32 @@ type Clock interface {
 // code: an in-process job (JobSpec.Run) returning one is reported with
 // that code; other errors are reported as exit code 1.
 type ExitCoder interface{ ExitCode() int }
+
+// WorkerPooler is implemented by batch systems that call JobSpec.Run (as
+// in-process ones do) but want each job to run in a worker process of a
+// pool the leader keeps: the same binary in worker mode, started once and
+// fed one job after another (local.Workers). Run then sends the job to an
+// idle worker and waits for its outcome; cancelling Run's context kills
+// that worker. Such a batch system reports InProcess false: its jobs do
+// not run in the leader's process.
+type WorkerPooler interface {
+	// WorkerPool reports whether jobs run in a pool, and how the pool
+	// behaves.
+	WorkerPool() (PoolOptions, bool)
+}
+
+// PoolOptions shape a pool of worker processes. Zero values take the
+// defaults given.
+type PoolOptions struct {
+	// MaxIdle is how many idle workers are kept: as many as could run at
+	// once. 0 means 4.
+	MaxIdle int
+	// JobsPerWorker recycles a worker after this many jobs; 0 means 1000.
+	JobsPerWorker int
+	// MaxRSS recycles a worker whose resident memory, after a job, is
+	// past this many bytes; 0 means 1 GiB.
+	MaxRSS int64
+	// IdleTimeout ends a worker that has been idle this long; 0 means 10
+	// seconds.
+	IdleTimeout time.Duration
+}

@@ -10,11 +10,11 @@ import (
 	"github.com/gafferhq/gaffer/gaffertest"
 )
 
-// Real workflows through the local batch system, in both modes.
+// Real workflows through the local batch system, in each mode.
 func TestEndToEnd(t *testing.T) {
-	for _, mode := range []local.Mode{local.InProcess, local.Subprocess} {
+	for _, mode := range []local.Mode{local.InProcess, local.Workers, local.Subprocess} {
 		t.Run(mode.String(), func(t *testing.T) {
-			if mode == local.Subprocess && testing.Short() {
+			if mode != local.InProcess && testing.Short() {
 				t.Skip("starts processes")
 			}
 			gaffertest.RunBatchSystem(t, gaffertest.BatchSystemConfig{New: func(t *testing.T) batchsystem.BatchSystem {

@@ -1,6 +1,8 @@
-// Package local is a BatchSystem that runs jobs on this machine, either as
-// goroutines in the leader's process (fastest) or as worker subprocesses
-// (the same path a cluster batch system uses).
+// Package local is a BatchSystem that runs jobs on this machine: as
+// goroutines in the leader's process (fastest), in a pool of worker
+// processes that live on and run jobs one after another (Workers), or as
+// one worker process per job (Subprocess, the same path a cluster batch
+// system uses, for jobs that must not share a process).
 //
 // Resources (job slots, cores in tenths, memory, disk, accelerators) are
 // accounted all-or-nothing: a job starts only when all it asks for is
@@ -13,6 +15,13 @@
 //     job's context and waits up to Options.KillGrace for it to return.
 //   - A job that keeps fitting behind a big one can starve the big one, as
 //     in Toil's single-machine batch system; give big jobs their own run.
+//   - In Workers mode jobs are scheduled as in-process ones are, and
+//     JobSpec.Run (set by the leader's pool transport) runs each in a
+//     worker process of the leader's pool; Kill cancels Run's context,
+//     which kills that worker and its process group. Pool workers die
+//     with their leader on every system, as they see their input pipe
+//     end (see gaffer's transport_pool.go); on Windows what a job
+//     started outlives them, as with Subprocess.
 //   - Subprocesses run in their own process group, which Kill and the end
 //     of the job both kill, so nothing they start outlives them (on Unix;
 //     see below for Windows). Shutdown kills them all.
@@ -65,13 +74,23 @@ type Mode int
 const (
 	// InProcess runs JobSpec.Run in a goroutine of the calling process.
 	InProcess Mode = iota
-	// Subprocess starts JobSpec.Command as a child process.
+	// Subprocess starts JobSpec.Command as a child process, one per job.
 	Subprocess
+	// Workers runs each job in a worker process of a pool that the
+	// leader keeps (batchsystem.WorkerPooler): the same binary in worker
+	// mode, fed one job after another over a pipe. Jobs are scheduled as
+	// in-process ones are, and JobSpec.Run sends the job to a worker;
+	// Kill kills that worker. A job that crashes its worker loses only
+	// itself. Options.Pool shapes the pool.
+	Workers
 )
 
 func (m Mode) String() string {
-	if m == Subprocess {
+	switch m {
+	case Subprocess:
 		return "subprocess"
+	case Workers:
+		return "workers"
 	}
 	return "in-process"
 }
@@ -97,6 +116,11 @@ type Options struct {
 	// more memory (gaffer.MoreMemoryOnRetry). Elsewhere it does nothing.
 	// Off by default: a Go process needs a few tens of MiB to start.
 	EnforceMemory bool
+	// Pool shapes the pool of worker processes in Workers mode; zero
+	// fields take batchsystem.PoolOptions' defaults, and MaxIdle defaults
+	// to the number of jobs that could run at once: MaxJobs, or else one
+	// per tenth of a core.
+	Pool batchsystem.PoolOptions
 	// KillGrace is how long Kill waits for an in-process job to return
 	// after its context is cancelled; 0 means 10 seconds.
 	KillGrace time.Duration
@@ -149,7 +173,10 @@ type System struct {
 	spawning bool   // a spawner goroutine is running
 }
 
-var _ batchsystem.BatchSystem = (*System)(nil)
+var (
+	_ batchsystem.BatchSystem  = (*System)(nil)
+	_ batchsystem.WorkerPooler = (*System)(nil)
+)
 
 // New returns a local batch system.
 func New(opts Options) (*System, error) {
@@ -188,6 +215,19 @@ func New(opts Options) (*System, error) {
 // InProcess reports whether jobs run in this process (JobSpec.Run).
 func (s *System) InProcess() bool { return s.opts.Mode == InProcess }
 
+// WorkerPool reports whether jobs run in a pool of worker processes
+// (Workers mode), and how that pool behaves.
+func (s *System) WorkerPool() (batchsystem.PoolOptions, bool) {
+	o := s.opts.Pool
+	if o.MaxIdle == 0 {
+		o.MaxIdle = s.opts.MaxJobs
+		if o.MaxIdle == 0 {
+			o.MaxIdle = int(min(s.total.cores, 1024))
+		}
+	}
+	return o, s.opts.Mode == Workers
+}
+
 func need(r batchsystem.Requirements) shape {
 	// Round cores up to the grain, with a floor of one grain, as Toil does.
 	c := int64(math.Ceil(r.Cores/coreUnit - 1e-9))
@@ -223,8 +263,8 @@ func (s *System) Issue(ctx context.Context, spec batchsystem.JobSpec) (batchsyst
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if s.opts.Mode == InProcess && spec.Run == nil {
-		return 0, fmt.Errorf("local: job %s: in-process mode needs JobSpec.Run", spec.JobID)
+	if s.opts.Mode != Subprocess && spec.Run == nil {
+		return 0, fmt.Errorf("local: job %s: %s mode needs JobSpec.Run", spec.JobID, s.opts.Mode)
 	}
 	if s.opts.Mode == Subprocess && len(spec.Command) == 0 {
 		return 0, fmt.Errorf("local: job %s: subprocess mode needs JobSpec.Command", spec.JobID)
@@ -341,7 +381,7 @@ func (s *System) SchedulingStatus(id batchsystem.ID) string {
 func (s *System) launchLocked(j *job) {
 	ctx, cancel := context.WithCancel(context.Background())
 	j.ctx, j.cancel = ctx, cancel
-	if s.opts.Mode == InProcess {
+	if s.opts.Mode != Subprocess {
 		select {
 		case s.idle <- j: // a goroutine that ran a job before takes it
 		default:

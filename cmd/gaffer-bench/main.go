@@ -11,6 +11,11 @@
 //	go run ./cmd/gaffer-bench -scenario grid -n 300
 //	go run ./cmd/gaffer-bench -scenario fanout -n 2000 -mode slurm
 //	go run ./cmd/gaffer-bench -scenario chain -n 50 -mode slurm -group=false
+//	go run ./cmd/gaffer-bench -scenario chain -n 500 -mode process
+//
+// -mode subprocess runs jobs in a pool of worker processes (local.Workers),
+// each started once and fed one job after another; -mode process starts
+// a worker process per job (local.Subprocess).
 //
 // -mode slurm runs every job on the Slurm cluster (scripts/slurm-cluster.sh
 // starts a one-node one), grouped into pilots unless -group=false; -dir
@@ -53,7 +58,7 @@ func main() {
 	gaffer.ServeWorker()
 	scenario := flag.String("scenario", "fanout", "fanout, chain, grid or resume")
 	n := flag.Int("n", 100000, "children of the fan-out, steps of the chain, side of the grid")
-	mode := flag.String("mode", "inprocess", "inprocess, subprocess or slurm")
+	mode := flag.String("mode", "inprocess", "inprocess, subprocess (a pool of worker processes), process (a worker process per job) or slurm")
 	flag.BoolVar(&slurmGroup, "group", true, "slurm mode: group jobs into pilots (false: one sbatch per job)")
 	flag.DurationVar(&slurmPoll, "poll", time.Second, "slurm mode: least time between two squeue queries")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
@@ -95,11 +100,13 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 	switch mode {
 	case "inprocess":
 	case "subprocess":
+		opts.Mode = local.Workers
+	case "process":
 		opts.Mode = local.Subprocess
 	case "slurm":
 		useSlurm = true
 	default:
-		return fmt.Errorf("-mode %q: want inprocess, subprocess or slurm", mode)
+		return fmt.Errorf("-mode %q: want inprocess, subprocess, process or slurm", mode)
 	}
 	store := filepath.Join(dir, "bench.db")
 	switch scenario {

@@ -209,7 +209,9 @@ func TestFanoutFinished(t *testing.T) {
 // status S prints running within a second; gaffer cancel S makes the
 // fanout run exit non-zero within 5 seconds with an error containing
 // cancelled." And: "gaffer clean S while the leader runs is refused;
-// after it ends, it removes the store and the work directory."
+// after it ends, it removes the store and the work directory." The
+// issue's subprocess mode was one process per job, now -mode process: the
+// pool (-mode subprocess today) would be done before the checks.
 func TestFanoutLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 200,000 jobs' worth of worker processes for a while")
@@ -217,7 +219,7 @@ func TestFanoutLive(t *testing.T) {
 	fanout := build(t, "examples/fanout")
 	store := filepath.Join(t.TempDir(), "S")
 	workDir := store + ".work"
-	cmd := exec.Command(fanout, "-n", "200000", "-mode", "subprocess", "-store", store)
+	cmd := exec.Command(fanout, "-n", "200000", "-mode", "process", "-store", store)
 	// The output goes to a file: with a pipe, Wait would also wait for
 	// every worker process that inherited it to close it.
 	outFile, err := os.Create(filepath.Join(t.TempDir(), "fanout.out"))
@@ -385,7 +387,8 @@ func TestStoppedWorkflow(t *testing.T) {
 	}
 	fanout := build(t, "examples/fanout")
 	store := filepath.Join(t.TempDir(), "S")
-	cmd := exec.Command(fanout, "-n", "2000", "-mode", "subprocess", "-store", store)
+	// One process per job: slow enough to be killed mid-run.
+	cmd := exec.Command(fanout, "-n", "2000", "-mode", "process", "-store", store)
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {
 		s, err := gaffer.ReadLiveStatus(store + ".work")

@@ -3,6 +3,7 @@
 //
 //	go run ./examples/fanout -n 100000
 //	go run ./examples/fanout -n 1000 -mode subprocess
+//	go run ./examples/fanout -n 1000 -mode process
 //	go run ./examples/fanout -n 20 -mode slurm
 //	go run ./examples/fanout -n 20 -mode gridengine
 //
@@ -13,6 +14,11 @@
 // have port 0. A progress line (done/total, rate, failures, time left)
 // goes to stderr when stderr is a terminal; -progress prints it anyway,
 // a line every 10 s.
+//
+// With -mode subprocess every job runs in a worker process of a pool
+// (local.Workers): this program in worker mode, started once and fed one
+// job after another. -mode process starts one worker process per job
+// (local.Subprocess), for jobs that must not share a process.
 //
 // With -mode slurm (or gridengine) every job is one Slurm (or Grid Engine)
 // batch job, run by this program in worker mode. The jobs must see the
@@ -53,11 +59,11 @@ import (
 )
 
 func main() {
-	gaffer.ServeWorker() // a worker process runs one job here and exits
+	gaffer.ServeWorker() // a worker process runs its jobs here and exits
 
 	var o options
 	flag.IntVar(&o.n, "n", 1000, "number of children")
-	flag.StringVar(&o.mode, "mode", "inprocess", "how jobs run: inprocess, subprocess, slurm or gridengine")
+	flag.StringVar(&o.mode, "mode", "inprocess", "how jobs run: inprocess, subprocess (a pool of worker processes), process (a worker process per job), slurm or gridengine")
 	flag.StringVar(&o.store, "store", "", "job store file (default: a fresh temporary file)")
 	flag.BoolVar(&o.verbose, "v", false, "log the leader's progress to stderr")
 	flag.StringVar(&o.partition, "partition", "", "slurm mode: partition for the jobs (default: the cluster's default)")
@@ -116,9 +122,12 @@ func run(ctx context.Context, o options) error {
 
 	var bs batchsystem.BatchSystem
 	switch o.mode {
-	case "inprocess", "subprocess":
+	case "inprocess", "subprocess", "process":
 		opts := local.Options{}
-		if o.mode == "subprocess" {
+		switch o.mode {
+		case "subprocess":
+			opts.Mode = local.Workers
+		case "process":
 			opts.Mode = local.Subprocess
 		}
 		bs, err = local.New(opts)
@@ -147,7 +156,7 @@ func run(ctx context.Context, o options) error {
 		}
 		bs, err = gridengine.New(opts)
 	default:
-		return fmt.Errorf("-mode %q: want inprocess, subprocess, slurm or gridengine", o.mode)
+		return fmt.Errorf("-mode %q: want inprocess, subprocess, process, slurm or gridengine", o.mode)
 	}
 	if err != nil {
 		return err

@@ -59,7 +59,8 @@ func scrape(t *testing.T, url string) (issued, ended map[string]float64) {
 	return issued, ended
 }
 
-// During a fan-out of 50,000 jobs in worker processes, /metrics serves
+// During a fan-out of 50,000 jobs in worker processes, one per job (-mode
+// process: the pool would finish them in seconds), /metrics serves
 // gaffer_ counters of issued and ended jobs by job type, and the count of
 // ended jobs grows between two scrapes a second apart. Stderr is a pipe,
 // so there is no progress line.
@@ -72,7 +73,7 @@ func TestMetricsDuringASubprocessRun(t *testing.T) {
 	}
 	bin := build(t)
 	store := filepath.Join(t.TempDir(), "fanout.db")
-	cmd := exec.Command(bin, "-n", "50000", "-mode", "subprocess", "-metrics", "127.0.0.1:0", "-store", store)
+	cmd := exec.Command(bin, "-n", "50000", "-mode", "process", "-metrics", "127.0.0.1:0", "-store", store)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -169,7 +169,7 @@ func run(ctx context.Context, o options) error {
 	if bss["inprocess"], err = local.New(local.Options{Logger: logger}); err != nil {
 		return err
 	}
-	if bss["processes"], err = local.New(local.Options{Mode: local.Subprocess, Logger: logger}); err != nil {
+	if bss["processes"], err = local.New(local.Options{Mode: local.Workers, Logger: logger}); err != nil {
 		return err
 	}
 	if o.slurm {

@@ -11,3 +11,8 @@ func CPU() (time.Duration, bool) { return cpu() }
 // PeakRSS returns the largest resident set, in bytes, that this process
 // (not its children) has had.
 func PeakRSS() (int64, bool) { return peakRSS() }
+
+// RSS returns this process's resident set now, in bytes: on Linux read
+// from /proc/self/statm; elsewhere the peak (PeakRSS), the nearest figure
+// the platform gives without a dependency.
+func RSS() (int64, bool) { return rss() }

@@ -29,3 +29,13 @@ func TestFiguresAreKnownAndPlausible(t *testing.T) {
 		t.Fatalf("peak RSS %d bytes (known: %v)", rss, ok)
 	}
 }
+
+// The resident set now is known on Unix, plausible, and no more than the
+// peak.
+func TestRSSIsPlausible(t *testing.T) {
+	now, ok := rusage.RSS()
+	peak, _ := rusage.PeakRSS()
+	if !ok || now < 1<<20 || now > peak+(1<<20) {
+		t.Fatalf("RSS %d bytes (known: %v), peak %d", now, ok, peak)
+	}
+}

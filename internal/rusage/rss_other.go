@@ -1,0 +1,5 @@
+//go:build !linux
+
+package rusage
+
+func rss() (int64, bool) { return peakRSS() }
