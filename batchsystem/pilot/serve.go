@@ -68,6 +68,10 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 	lastBusy := time.Now()
 	tick := time.NewTicker(c.Poll)
 	defer tick.Stop()
+	// A job's end wakes the loop at once, so that its slot takes the next
+	// job without waiting for the tick: with the tick alone, a slot ran
+	// at most one job per Poll.
+	ended := make(chan struct{}, 1)
 	shapeDir := q.shapeDir(c.Owner, c.Shape)
 
 	for {
@@ -137,7 +141,7 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 				writeEnd(q, n, End{Pilot: name, Node: node, Start: time.Now(), End: time.Now(), Exit: -1, Reason: ReasonError, Message: err.Error()})
 				continue
 			}
-			r, err := startJob(t)
+			r, err := startJob(t, ended)
 			if err != nil {
 				writeEnd(q, n, End{Pilot: name, Node: node, Start: time.Now(), End: time.Now(), Exit: -1, Reason: ReasonError, Message: err.Error()})
 				continue
@@ -156,6 +160,7 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 		}
 		select {
 		case <-tick.C:
+		case <-ended:
 		case <-ctx.Done():
 		}
 	}
@@ -174,7 +179,7 @@ func touch(path string) {
 
 // startJob starts a ticket's command in its folder, its output appended
 // to its log, in a process group of its own.
-func startJob(t Ticket) (*running, error) {
+func startJob(t Ticket, ended chan<- struct{}) (*running, error) {
 	logPath := t.LogPath
 	if logPath == "" {
 		logPath = os.DevNull
@@ -196,7 +201,13 @@ func startJob(t Ticket) (*running, error) {
 		return nil, fmt.Errorf("starting %q: %w", t.Command[0], err)
 	}
 	r := &running{t: t, cmd: cmd, log: f, start: time.Now(), done: make(chan error, 1)}
-	go func() { r.done <- cmd.Wait() }()
+	go func() {
+		r.done <- cmd.Wait()
+		select {
+		case ended <- struct{}{}: // wake the loop: a slot is free
+		default:
+		}
+	}()
 	return r, nil
 }
 
