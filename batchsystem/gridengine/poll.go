@@ -288,6 +288,14 @@ func (b *BatchSystem) settle(ctx context.Context, gone []acctItem) {
 			}
 		}
 	}
+	// What the files said is in memory now: remove them before the jobs
+	// are reported, so that whoever takes a report finds the file gone.
+	// A leader that dies in between learns the exit from accounting.
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.log.Debug("gridengine: removing a status file", "path", f, "err", err)
+		}
+	}
 	var rest []acctItem
 	b.mu.Lock()
 	added := false
@@ -322,11 +330,6 @@ func (b *BatchSystem) settle(ctx context.Context, gone []acctItem) {
 		b.signalDone()
 	}
 	b.mu.Unlock()
-	for _, f := range files {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			b.log.Debug("gridengine: removing a status file", "path", f, "err", err)
-		}
-	}
 	if len(rest) > 0 && time.Since(b.lastAcct) >= b.opts.AccountingInterval {
 		b.lastAcct = time.Now()
 		b.account(ctx, rest)
