@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gafferhq/gaffer/batchsystem"
 	"github.com/gafferhq/gaffer/batchsystem/pilot"
@@ -292,7 +293,13 @@ func workerMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "gaffer worker: want one argument, the job folder; got %q\n", args)
 		return 2
 	}
-	dir := args[0]
+	return runFolder(args[0], 0)
+}
+
+// runFolder runs the job whose folder is dir, as a one-job worker does,
+// and returns the worker's exit code. cpu0 is the process's CPU time
+// before the job, for a worker that runs several (worker_folders_unix.go).
+func runFolder(dir string, cpu0 time.Duration) int {
 	b, err := os.ReadFile(filepath.Join(dir, inputFile))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gaffer worker: %v\n", err)
@@ -311,7 +318,9 @@ func workerMain(args []string) int {
 	}
 	out := runJob(ctx, &env, os.Stderr, nil, hooks)
 	// Where the platform does not tell, 0: unknown.
-	out.CPU, _ = rusage.CPU()
+	if cpu, ok := rusage.CPU(); ok {
+		out.CPU = cpu - cpu0
+	}
 	out.MaxRSS, _ = rusage.PeakRSS()
 	if !out.OK && ctx.Err() != nil {
 		// Stopped by a signal (a kill, a scheduler's time limit): the job

@@ -17,7 +17,7 @@ import (
 )
 
 // WorkerArg is the first argument that starts a program in worker mode.
-const WorkerArg = "__gaffer_worker__"
+const WorkerArg = pilot.WorkerArg
 
 // ServeWorker turns the program into a gaffer worker when it was started
 // as one, and returns at once otherwise. Call it first thing in main (and
@@ -45,6 +45,9 @@ func ServeWorker() {
 	}
 	if len(os.Args) == 3 && os.Args[2] == poolArg {
 		os.Exit(poolWorkerMain())
+	}
+	if len(os.Args) == 3 && os.Args[2] == pilot.FolderArg {
+		os.Exit(folderWorkerMain()) // a pilot's reused worker (worker_folders_unix.go)
 	}
 	os.Exit(workerMain(os.Args[2:]))
 }

@@ -31,6 +31,16 @@
 // its own; its Walltime is enforced by the pilot (SIGTERM, then SIGKILL
 // after Config.KillGrace, as Slurm does with KillWait); a kill flag stops
 // that job only; its End records its own start, end, exit code and node.
+// Reused processes (reuse.go, Unix): a job of the pilot's own program in
+// worker mode ([program, WorkerArg, folder]) runs in a folder worker of
+// that program, started once per environment and fed one job after
+// another, instead of a process of its own, since starting one costs most
+// of what a tiny job does. The job keeps its own log, result file, exit
+// code and CPU time; a job that ends its process (os.Exit, a crash) takes
+// down only its worker, and a worker a kill or a time limit stopped is
+// never reused. Shared by a worker's jobs: its process group (what a job
+// leaves running is not killed when the job ends) and its peak memory.
+//
 // Not kept: a per-job memory limit. The pilot holds the memory of all its
 // slots, and a job that exceeds its share is not stopped by the
 // scheduler unless the pilot as a whole exceeds its allocation.

@@ -20,3 +20,7 @@ func signalTree(p *os.Process, sig syscall.Signal) {
 }
 
 func exitSignal(*os.ProcessState) int { return 0 }
+
+// canReuse: folder workers need Unix descriptors; elsewhere every job is
+// a process of its own.
+const canReuse = false

@@ -22,3 +22,7 @@ func exitSignal(st *os.ProcessState) int {
 	}
 	return 0
 }
+
+// canReuse: folder workers move their channel off descriptors 1 and 2
+// (gaffer's worker_folders_unix.go), which only Unix allows.
+const canReuse = true

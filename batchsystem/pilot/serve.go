@@ -34,13 +34,30 @@ func Main(args []string) int {
 // running is one job a pilot runs.
 type running struct {
 	t        Ticket
-	cmd      *exec.Cmd
+	cmd      *exec.Cmd     // the job's process, or the folder worker running it
+	w        *folderWorker // the folder worker running it, if one does (reuse.go)
 	log      io.Closer
 	start    time.Time
-	done     chan error // the Wait result
-	termAt   time.Time  // when SIGTERM was sent; zero before
-	reason   string     // why the pilot stopped it, if it did
+	done     chan jobExit
+	termAt   time.Time // when SIGTERM was sent; zero before
+	reason   string    // why the pilot stopped it, if it did
 	killSent bool
+}
+
+// note appends a line of the pilot's to the job's log, as Slurm writes
+// its own there.
+func (r *running) note(line string) {
+	if r.w == nil {
+		fmt.Fprint(r.cmd.Stdout, line) // the job's log, open for its process
+		return
+	}
+	if r.t.LogPath == "" {
+		return
+	}
+	if f, err := os.OpenFile(r.t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		f.WriteString(line)
+		f.Close()
+	}
 }
 
 // Serve runs the pilot name of the queue at root. It returns nil when the
@@ -68,6 +85,17 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 	lastBusy := time.Now()
 	tick := time.NewTicker(c.Poll)
 	defer tick.Stop()
+	// Folder workers waiting for a job, by environment (reuse.go).
+	idle := map[string][]*folderWorker{}
+	stopIdle := func() {
+		for _, ws := range idle {
+			for _, w := range ws {
+				w.stop(c.KillGrace)
+			}
+		}
+		clear(idle)
+	}
+	self := os.Args[0]
 	// A job's end wakes the loop at once, so that its slot takes the next
 	// job without waiting for the tick: with the tick alone, a slot ran
 	// at most one job per Poll.
@@ -78,9 +106,16 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 		// Reap.
 		for n, r := range jobs {
 			select {
-			case err := <-r.done:
-				end := endOf(r, err, name, node)
+			case ex := <-r.done:
+				end := endOf(r, ex, name, node)
 				r.log.Close()
+				if w := r.w; w != nil {
+					if w.gone || r.reason != "" || ex.code == stoppedCode {
+						w.stop(c.KillGrace) // stopped, or died: never reused
+					} else {
+						idle[w.key] = append(idle[w.key], w)
+					}
+				}
 				if werr := writeJSON(q.donePath(n)+".tmp", q.donePath(n), end); werr != nil {
 					fmt.Fprintf(logw, "gaffer pilot %s: recording the end of %s: %v\n", name, n, werr)
 				}
@@ -91,6 +126,7 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 		}
 		if ctx.Err() != nil {
 			stopAll(jobs, c.KillGrace)
+			stopIdle()
 			return nil
 		}
 		// Kill flags and time limits: one stat per running job.
@@ -101,8 +137,8 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 					r.reason = ReasonKilled
 				} else if r.t.Walltime > 0 && now.Sub(r.start) > r.t.Walltime {
 					r.reason = ReasonTimeout
-					fmt.Fprintf(r.cmd.Stdout, "gaffer pilot %s: *** JOB %s (gaffer job %s) CANCELLED AT %s DUE TO TIME LIMIT (%v) ***\n",
-						name, n, r.t.JobID, now.Format("2006-01-02T15:04:05"), r.t.Walltime)
+					r.note(fmt.Sprintf("gaffer pilot %s: *** JOB %s (gaffer job %s) CANCELLED AT %s DUE TO TIME LIMIT (%v) ***\n",
+						name, n, r.t.JobID, now.Format("2006-01-02T15:04:05"), r.t.Walltime))
 				}
 				if r.reason != "" {
 					r.termAt = now
@@ -141,7 +177,13 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 				writeEnd(q, n, End{Pilot: name, Node: node, Start: time.Now(), End: time.Now(), Exit: -1, Reason: ReasonError, Message: err.Error()})
 				continue
 			}
-			r, err := startJob(t, ended)
+			var r *running
+			var err error
+			if reusable(t, self) {
+				r, err = startInWorker(t, idle, logw, ended)
+			} else {
+				r, err = startJob(t, ended)
+			}
 			if err != nil {
 				writeEnd(q, n, End{Pilot: name, Node: node, Start: time.Now(), End: time.Now(), Exit: -1, Reason: ReasonError, Message: err.Error()})
 				continue
@@ -156,6 +198,7 @@ func Serve(ctx context.Context, root, name string, logw io.Writer) error {
 		}
 		if len(jobs) == 0 && time.Since(lastBusy) >= c.Idle {
 			fmt.Fprintf(logw, "gaffer pilot %s: idle for %v, exiting\n", name, c.Idle)
+			stopIdle()
 			return nil
 		}
 		select {
@@ -200,9 +243,9 @@ func startJob(t Ticket, ended chan<- struct{}) (*running, error) {
 		f.Close()
 		return nil, fmt.Errorf("starting %q: %w", t.Command[0], err)
 	}
-	r := &running{t: t, cmd: cmd, log: f, start: time.Now(), done: make(chan error, 1)}
+	r := &running{t: t, cmd: cmd, log: f, start: time.Now(), done: make(chan jobExit, 1)}
 	go func() {
-		r.done <- cmd.Wait()
+		r.done <- processExit(cmd, cmd.Wait())
 		select {
 		case ended <- struct{}{}: // wake the loop: a slot is free
 		default:
@@ -211,22 +254,45 @@ func startJob(t Ticket, ended chan<- struct{}) (*running, error) {
 	return r, nil
 }
 
+// startInWorker runs t in an idle folder worker of its environment, or
+// in a new one.
+func startInWorker(t Ticket, idle map[string][]*folderWorker, logw io.Writer, ended chan<- struct{}) (*running, error) {
+	key := envKey(t.Env)
+	var w *folderWorker
+	if ws := idle[key]; len(ws) > 0 {
+		w, idle[key] = ws[len(ws)-1], ws[:len(ws)-1]
+	} else {
+		var err error
+		if w, err = startFolderWorker(t, logw); err != nil {
+			return nil, err
+		}
+	}
+	r := &running{t: t, cmd: w.cmd, w: w, log: io.NopCloser(nil), start: time.Now(), done: make(chan jobExit, 1)}
+	if err := w.run(t, r.done, ended); err != nil {
+		w.gone = true
+		signalTree(w.cmd.Process, syscall.SIGKILL)
+		go w.cmd.Wait()
+		return nil, fmt.Errorf("handing the job to a folder worker: %w", err)
+	}
+	return r, nil
+}
+
+// stoppedCode is a worker's exit code for a job stopped by a signal.
+const stoppedCode = 143
+
 // endOf makes a job's End from how its process ended.
-func endOf(r *running, err error, pilot, node string) End {
-	e := End{Pilot: pilot, Node: node, Start: r.start, End: time.Now(), Reason: ReasonExit}
-	st := r.cmd.ProcessState
-	switch {
-	case st == nil:
-		e.Exit, e.Reason, e.Message = -1, ReasonError, fmt.Sprint(err)
-	default:
-		e.Exit = st.ExitCode()
-		e.Signal = exitSignal(st)
+func endOf(r *running, ex jobExit, pilot, node string) End {
+	e := End{Pilot: pilot, Node: node, Start: r.start, End: time.Now(), Reason: ReasonExit, Exit: ex.code, Signal: ex.signal}
+	if ex.err != nil {
+		e.Exit, e.Reason, e.Message = -1, ReasonError, fmt.Sprint(ex.err)
 	}
 	if r.reason != "" {
 		e.Reason = r.reason
 	}
-	// The job's process group may hold what the job started.
-	signalTree(r.cmd.Process, syscall.SIGKILL)
+	if r.w == nil {
+		// The job's process group may hold what the job started.
+		signalTree(r.cmd.Process, syscall.SIGKILL)
+	}
 	return e
 }
 
