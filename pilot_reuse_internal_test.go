@@ -44,7 +44,7 @@ func TestPilotReusesFolderWorkers(t *testing.T) {
 	for k, in := range inputs {
 		id := JobID(k + 1)
 		b, _ := json.Marshal(in)
-		env := &envelope{Job: id, Kind: "reuse.echo", Attempt: 1, Epoch: 1, Seq: uint64(k + 1), WorkDir: work, Input: b}
+		env := &envelope{Job: id, Kind: reuseEcho.Name(), Attempt: 1, Epoch: 1, Seq: uint64(k + 1), WorkDir: work, Input: b}
 		var spec batchsystem.JobSpec
 		require.NoError(t, tr.prepare(env, &spec))
 		require.NoError(t, q.Put(pilot.Ticket{Name: strconv.Itoa(k), Owner: "o", Shape: "s", JobID: id.String(),
