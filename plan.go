@@ -1,6 +1,7 @@
 package gaffer
 
 import (
+	"sort"
 	"time"
 
 	"github.com/gafferhq/gaffer/jobstore"
@@ -69,14 +70,22 @@ func (p *plan) input(id JobID) ([]byte, bool) {
 	if p == nil {
 		return nil, false
 	}
-	for _, c := range p.created {
-		if len(c.jobs) == 0 || id < c.jobs[0].id {
-			continue
-		}
-		// A fragment's jobs have consecutive IDs (graph.ingest).
-		if i := int(id - c.jobs[0].id); i < len(c.jobs) && c.jobs[i].id == id {
-			return c.inputs[i], true
-		}
+	// Fragments come in the order of their IDs, and a fragment's jobs
+	// have consecutive IDs (graph.ingest): the one that may hold id is
+	// the last that starts at or before it.
+	k := sort.Search(len(p.created), func(k int) bool {
+		c := p.created[k]
+		return len(c.jobs) > 0 && c.jobs[0].id > id
+	}) - 1
+	if k < 0 {
+		return nil, false
+	}
+	c := p.created[k]
+	if len(c.jobs) == 0 {
+		return nil, false
+	}
+	if i := int(id - c.jobs[0].id); i < len(c.jobs) && c.jobs[i].id == id {
+		return c.inputs[i], true
 	}
 	return nil, false
 }
