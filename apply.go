@@ -202,7 +202,7 @@ func (l *Leader) committed(p *plan) {
 		}
 		if err := l.trOf(a.route).stop(a); err != nil {
 			l.log.Warn("could not ask a service to stop; killing it", "job_id", a.job.String(), "err", err)
-			l.g.killAttempt(l.g.jobs[a.job])
+			l.g.killAttempt(l.g.jobs.get(a.job))
 		}
 	}
 	for _, a := range p.forget {
@@ -241,7 +241,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for _, c := range p.created {
 		for i := range c.jobs {
-			if err := tx.CreateJob(l.g.record(&c.jobs[i], &l.rec), c.inputs[i]); err != nil {
+			if err := tx.CreateJob(l.g.record(c.jobs[i], &l.rec), c.inputs[i]); err != nil {
 				return err
 			}
 			if !p.keepInputs {

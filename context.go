@@ -46,7 +46,7 @@ func newJobContext(id JobID, kind, name string, attempt int, workDir string, log
 	return &JobContext{
 		id: id, kind: kind, name: name, attempt: attempt, workDir: workDir,
 		logOut: logOut, logBase: logBase,
-		self: &node{kind: kind, name: name, req: &Requirements{}, retries: -1},
+		self: &node{nodeSpec: &nodeSpec{kind: kind, name: name, req: &Requirements{}, retries: -1}},
 	}
 }
 
@@ -132,9 +132,7 @@ func Forward[T any](jc *JobContext, p Promise[T]) (T, error) {
 	}
 	jc.mu.Lock()
 	jc.forward = b
-	if p.ref != nil {
-		jc.forwardTo = p.ref.node
-	}
+	jc.forwardTo, _, _, _ = p.target()
 	jc.mu.Unlock()
 	return zero, nil
 }

@@ -154,9 +154,9 @@ func (g *graph) cancelWorkflow() {
 // the root. Cancelling a service cancels its client. It reports whether
 // there was anything to cancel.
 func (g *graph) cancel(id JobID) bool {
-	j := g.jobs[id]
+	j := g.jobs.get(id)
 	if sv := j.svc(); sv != nil {
-		j = g.jobs[sv.client]
+		j = g.jobs.get(sv.client)
 	}
 	if j == nil || !j.live() {
 		return false
@@ -178,7 +178,7 @@ func (g *graph) cancel(id JobID) bool {
 	// predecessors, and those of joins) settle it as cancelled.
 	for _, s := range sub {
 		for _, qid := range s.preds {
-			q := g.jobs[qid]
+			q := g.jobs.get(qid)
 			if q != nil && q.state != jobstore.StateCancelled && q.hasReached(s.id) {
 				q.cancelledSucc = true
 				q.pending--

@@ -115,14 +115,14 @@ func (l *Leader) deadlockError(svcs []*ljob, running map[issueKey]time.Duration,
 		e.Services = append(e.Services, fmt.Sprintf("%s (service of %s)", s.display(), s.svc().client))
 	}
 	for _, s := range svcs {
-		c := l.g.jobs[s.svc().client]
+		c := l.g.jobs.get(s.svc().client)
 		if c == nil {
 			continue
 		}
 		add(c)
 		for _, list := range []jobstore.IDList{c.services(), c.children(), c.followOns()} {
 			for id := range list.All() {
-				if j := l.g.jobs[id]; j != nil && j.live() {
+				if j := l.g.jobs.get(id); j != nil && j.live() {
 					if _, run := running[j.key()]; !run || j.where != isIssued {
 						add(j)
 					}

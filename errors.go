@@ -121,7 +121,7 @@ func (e *GraphError) Is(target error) bool { return target == ErrInvalidGraph }
 func (g *graph) failure() error {
 	e := &FailedJobsError{Skipped: g.skipped}
 	for _, id := range g.failedOwn {
-		j := g.jobs[id]
+		j := g.jobs.get(id)
 		if j == nil {
 			continue
 		}

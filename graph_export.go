@@ -39,7 +39,7 @@ func graphOf(root *node) *dag.Graph {
 		return s
 	}
 	leaf := func(n *node) bool {
-		return len(n.children) == 0 && len(n.followOns) == 0 && len(n.services) == 0 && len(n.preds) <= 1
+		return len(n.edges().children) == 0 && len(n.edges().followOns) == 0 && len(n.edges().services) == 0 && len(n.preds) <= 1
 	}
 	// group collapses a parent's leaf successors of one type and edge
 	// kind: the first of them stands for all, with a count.
@@ -80,9 +80,9 @@ func graphOf(root *node) *dag.Graph {
 				stack = append(stack, s)
 			}
 		}
-		succ(n.children, dag.Child)
-		succ(n.followOns, dag.FollowOn)
-		succ(n.services, dag.Service)
+		succ(n.edges().children, dag.Child)
+		succ(n.edges().followOns, dag.FollowOn)
+		succ(n.edges().services, dag.Service)
 	}
 	// A collapsed group is labelled by its type, not by its first job.
 	for i, k := range kinds {

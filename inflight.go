@@ -150,7 +150,7 @@ func (l *Leader) takeLeaderDeaths() error {
 // death: it is not here. It returns the jobs charged.
 func (g *graph) leaderDied(running []attempt, max int) (charged []*ljob) {
 	for _, a := range running {
-		j := g.jobs[a.job]
+		j := g.jobs.get(a.job)
 		if j == nil || j.state != jobstore.StatePending || a.epoch >= g.epoch {
 			continue // it ended after all, or the slot is not an earlier leader's
 		}

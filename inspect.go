@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -52,7 +51,7 @@ func WhyStored(ctx context.Context, s jobstore.Store, ids []JobID, limit int) (j
 	}
 	why := func(id JobID) LiveJob {
 		lj := LiveJob{ID: id}
-		j := g.jobs[id]
+		j := g.jobs.get(id)
 		switch {
 		case j == nil && g.finishedJob(id):
 			lj.Why = "done"
@@ -78,9 +77,8 @@ func WhyStored(ctx context.Context, s jobstore.Store, ids []JobID, limit int) (j
 		}
 		return jobs, len(ids), nil
 	}
-	all := slices.Sorted(maps.Keys(g.jobs))
-	for _, id := range all {
-		if g.jobs[id].state == jobstore.StateDone {
+	for id, j := range g.jobs.all() { // in ID order
+		if j.state == jobstore.StateDone {
 			continue
 		}
 		total++

@@ -29,7 +29,7 @@ func (j *Job[Out]) node() *node { return j.n }
 
 // Result is a promise of the job's return value, for the input of a job
 // that runs after it.
-func (j *Job[Out]) Result() Promise[Out] { return Promise[Out]{ref: &promiseRef{node: j.n}} }
+func (j *Job[Out]) Result() Promise[Out] { return Promise[Out]{node: j.n} }
 
 // AddChild makes c run after this job's body, before its follow-ons.
 // Mistakes (a cycle, an edge added twice) are reported when the graph is
@@ -41,31 +41,72 @@ func (j *Job[Out]) AddChild(c Node) { j.n.addEdge(c.node(), false) }
 func (j *Job[Out]) AddFollowOn(f Node) { j.n.addEdge(f.node(), true) }
 
 // node is the untyped job under construction. A fan-out makes a million
-// of these in one job body, so it is kept small: requirements are shared
-// with the job type's template until an option changes them.
+// of these in one job body, so it is kept small (80 bytes): what a job
+// shares with its type (kind, requirements, retries...) stays in the
+// type's nodeSpec until an option changes it, and edges, services and
+// mistakes live in links, made only for the jobs that have them.
 type node struct {
-	tmp        int64 // negative, unique in this process, until the leader assigns an ID
+	tmp int64 // negative, unique in this process, until the leader assigns an ID
+	*nodeSpec
+	input  []byte
+	preds  []*node
+	links  *nodeLinks // nil: no successors, services, owner, promised requirements or mistake
+	mark   uint32     // visit mark of the last collect that saw it
+	sealed bool       // handed to a leader already
+}
+
+// nodeSpec is what options set. Jobs share their type's until an option
+// is given to New, which gives the job a copy of its own.
+type nodeSpec struct {
 	kind       string
 	name       string
-	input      []byte
 	req        *Requirements // shared; copied before an option writes it
 	retries    int32         // -1: the leader's default
 	checkpoint bool
-	service    bool         // a service, not a job
-	categories []string     // concurrency limits it counts against
-	target     string       // the batch system it asked for (RunOn)
-	reqFrom    *reqPromises // requirements from other jobs' results
-	memRetry   *memRetry    // more memory after running out of it
-	sealed     bool         // handed to a leader already
-	mark       uint32       // visit mark of the last collect that saw it
+	service    bool      // a service, not a job
+	categories []string  // concurrency limits it counts against
+	target     string    // the batch system it asked for (RunOn)
+	memRetry   *memRetry // more memory after running out of it
+}
 
+// nodeLinks is the rarer part of a node.
+type nodeLinks struct {
 	children, followOns []*node
-	preds               []*node
 	// A client's services; a service's child services. svcOwner is the
 	// client or parent service a service was added to.
 	services []*node
 	svcOwner *node
-	err      error // first mistake made building it
+	reqFrom  *reqPromises // requirements from other jobs' results
+	err      error        // first mistake made building it
+}
+
+// noLinks is what links reads as while a node has none. Never written.
+var noLinks nodeLinks
+
+// edges returns the node's links for reading.
+func (n *node) edges() *nodeLinks {
+	if n.links == nil {
+		return &noLinks
+	}
+	return n.links
+}
+
+// linked returns the node's links for writing, made if need be.
+func (n *node) linked() *nodeLinks {
+	if n.links == nil {
+		n.links = &nodeLinks{}
+	}
+	return n.links
+}
+
+// mistake is the first mistake made building the job, if any.
+func (n *node) mistake() error { return n.edges().err }
+
+// fail records err unless a mistake came first.
+func (n *node) fail(err error) {
+	if n.mistake() == nil {
+		n.linked().err = err
+	}
 }
 
 var tmpIDs atomic.Int64
@@ -77,24 +118,36 @@ var graphMu sync.Mutex
 
 // newNode makes a job from its type's template and the job's options.
 func newNode(template *node, opts []JobOption) *node {
-	n := &node{tmp: -tmpIDs.Add(1), kind: template.kind, name: template.name, req: template.req,
-		retries: template.retries, checkpoint: template.checkpoint, service: template.service, categories: template.categories,
-		target:   template.target,
-		memRetry: template.memRetry}
+	n := &node{tmp: -tmpIDs.Add(1), nodeSpec: template.nodeSpec}
 	if len(opts) > 0 {
-		r := *n.req
+		spec := *n.nodeSpec
+		r := *spec.req
 		r.Accelerators = slices.Clone(r.Accelerators)
-		n.req = &r
+		spec.req = &r
+		n.nodeSpec = &spec
 	}
 	for _, o := range opts {
 		if o.set == nil {
 			continue // the zero JobOption sets nothing
 		}
-		if err := o.set(n); err != nil && n.err == nil {
-			n.err = fmt.Errorf("job %s: %w", n.display(), err)
+		if err := o.set(n); err != nil {
+			n.fail(fmt.Errorf("job %s: %w", n.display(), err))
 		}
 	}
 	return n
+}
+
+// setInput records a job's encoded input, or why it could not be
+// encoded; what is "job" or "service".
+func (n *node) setInput(b []byte, err error, what, typeName string) {
+	if n.mistake() != nil {
+		return
+	}
+	if err != nil {
+		n.fail(fmt.Errorf("%w: %s of type %q: encoding input: %w", ErrBadInput, what, typeName, err))
+		return
+	}
+	n.input = b
 }
 
 func (n *node) display() string { return jobstore.DisplayName(n.name, n.kind, newNumber(n.tmp)) }
@@ -106,25 +159,25 @@ func (n *node) addEdge(s *node, followOn bool) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
 	switch {
-	case n.err != nil:
+	case n.mistake() != nil:
 		return
 	case s == n:
-		n.err = &GraphError{Problem: "a job cannot be its own successor", Jobs: []string{n.display()}}
+		n.fail(&GraphError{Problem: "a job cannot be its own successor", Jobs: []string{n.display()}})
 		return
 	case n.service || s.service:
-		n.err = &GraphError{Problem: "a service cannot be a successor or have successors; add it with AddService", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "a service cannot be a successor or have successors; add it with AddService", Jobs: []string{n.display(), s.display()}})
 		return
 	case slices.Contains(s.preds, n): // a job's predecessors are few; its successors may be 100,000s
-		n.err = &GraphError{Problem: "successor added twice", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "successor added twice", Jobs: []string{n.display(), s.display()}})
 		return
 	case n.sealed || s.sealed:
-		n.err = &GraphError{Problem: "job already submitted; a running job can only add jobs it made", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "job already submitted; a running job can only add jobs it made", Jobs: []string{n.display(), s.display()}})
 		return
 	}
 	if followOn {
-		n.followOns = append(n.followOns, s)
+		n.linked().followOns = append(n.linked().followOns, s)
 	} else {
-		n.children = append(n.children, s)
+		n.linked().children = append(n.linked().children, s)
 	}
 	s.preds = append(s.preds, n)
 }
@@ -135,27 +188,27 @@ func (n *node) addService(s *node, child bool) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
 	switch {
-	case n.err != nil:
+	case n.mistake() != nil:
 		return
 	case !s.service:
-		n.err = &GraphError{Problem: "only a service (of a type registered with RegisterService) can be added as a service", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "only a service (of a type registered with RegisterService) can be added as a service", Jobs: []string{n.display(), s.display()}})
 		return
 	case child && !n.service:
-		n.err = &GraphError{Problem: "AddChildService is for services; add a job's services with AddService", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "AddChildService is for services; add a job's services with AddService", Jobs: []string{n.display(), s.display()}})
 		return
 	case !child && n.service:
-		n.err = &GraphError{Problem: "a service cannot have services; use AddChildService", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "a service cannot have services; use AddChildService", Jobs: []string{n.display(), s.display()}})
 		return
-	case s.svcOwner != nil:
-		n.err = &GraphError{Problem: "service added twice", Jobs: []string{s.svcOwner.display(), n.display(), s.display()}}
+	case s.edges().svcOwner != nil:
+		n.fail(&GraphError{Problem: "service added twice", Jobs: []string{s.edges().svcOwner.display(), n.display(), s.display()}})
 		return
 	case s == n:
-		n.err = &GraphError{Problem: "a service cannot be its own child service", Jobs: []string{n.display()}}
+		n.fail(&GraphError{Problem: "a service cannot be its own child service", Jobs: []string{n.display()}})
 		return
 	case n.sealed || s.sealed:
-		n.err = &GraphError{Problem: "job already submitted; a running job can only add services it made", Jobs: []string{n.display(), s.display()}}
+		n.fail(&GraphError{Problem: "job already submitted; a running job can only add services it made", Jobs: []string{n.display(), s.display()}})
 		return
 	}
-	n.services = append(n.services, s)
-	s.svcOwner = n
+	n.linked().services = append(n.linked().services, s)
+	s.linked().svcOwner = n
 }

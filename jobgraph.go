@@ -108,8 +108,8 @@ var collectMark uint32
 func collect(parent *node, starts []*node) (*fragment, error) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
-	if parent != nil && parent.err != nil {
-		return nil, parent.err
+	if parent != nil && parent.mistake() != nil {
+		return nil, parent.mistake()
 	}
 	// Nodes are marked with this collect's number rather than kept in a
 	// set: a fan-out's set would hold a million entries.
@@ -130,23 +130,23 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		}
 		n.mark = mark
 		order = append(order, n)
-		for i := len(n.services) - 1; i >= 0; i-- {
-			stack = append(stack, n.services[i])
+		for i := len(n.edges().services) - 1; i >= 0; i-- {
+			stack = append(stack, n.edges().services[i])
 		}
-		for i := len(n.followOns) - 1; i >= 0; i-- {
-			stack = append(stack, n.followOns[i])
+		for i := len(n.edges().followOns) - 1; i >= 0; i-- {
+			stack = append(stack, n.edges().followOns[i])
 		}
-		for i := len(n.children) - 1; i >= 0; i-- {
-			stack = append(stack, n.children[i])
+		for i := len(n.edges().children) - 1; i >= 0; i-- {
+			stack = append(stack, n.edges().children[i])
 		}
 	}
 	f := &fragment{Jobs: make([]fragJob, 0, len(order))}
 	shared := map[reqKey]*Requirements{}
 	for _, n := range order {
-		if n.err != nil {
-			return nil, n.err
+		if n.mistake() != nil {
+			return nil, n.mistake()
 		}
-		if o := n.svcOwner; o != nil && o != parent && !seen(o) {
+		if o := n.edges().svcOwner; o != nil && o != parent && !seen(o) {
 			return nil, &GraphError{Problem: "the service's client is not part of the graph", Jobs: []string{o.display(), n.display()}}
 		}
 		for _, p := range n.preds {
@@ -165,8 +165,8 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 			Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service, Categories: n.categories, Target: n.target,
 			MemRetry: n.memRetry,
 		}
-		if n.reqFrom != nil {
-			b, err := json.Marshal(n.reqFrom)
+		if n.edges().reqFrom != nil {
+			b, err := json.Marshal(n.edges().reqFrom)
 			if err != nil {
 				return nil, fmt.Errorf("job %s: requirements from promises: %w", n.display(), err)
 			}
@@ -177,16 +177,16 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 			svcs = tmps(serviceTree(n))
 		}
 		var psvc int64
-		if n.service && n.svcOwner != nil && n.svcOwner.service {
-			psvc = n.svcOwner.tmp
+		if n.service && n.edges().svcOwner != nil && n.edges().svcOwner.service {
+			psvc = n.edges().svcOwner.tmp
 		}
-		if n.name != "" || len(n.children) > 0 || len(n.followOns) > 0 || len(svcs) > 0 || psvc != 0 {
-			fj.Links = &fragLinks{Name: n.name, Children: tmps(n.children), FollowOns: tmps(n.followOns), Services: svcs, ParentSvc: psvc}
+		if n.name != "" || len(n.edges().children) > 0 || len(n.edges().followOns) > 0 || len(svcs) > 0 || psvc != 0 {
+			fj.Links = &fragLinks{Name: n.name, Children: tmps(n.edges().children), FollowOns: tmps(n.edges().followOns), Services: svcs, ParentSvc: psvc}
 		}
 		f.Jobs = append(f.Jobs, fj)
 	}
 	if parent != nil {
-		f.Children, f.FollowOns = tmps(parent.children), tmps(parent.followOns)
+		f.Children, f.FollowOns = tmps(parent.edges().children), tmps(parent.edges().followOns)
 		f.Services = tmps(serviceTree(parent))
 	}
 	return f, nil
@@ -195,12 +195,12 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 // serviceTree lists a client's services and their child services,
 // parents first.
 func serviceTree(client *node) []*node {
-	if len(client.services) == 0 {
+	if len(client.edges().services) == 0 {
 		return nil
 	}
-	out := slices.Clone(client.services)
+	out := slices.Clone(client.edges().services)
 	for i := 0; i < len(out); i++ {
-		out = append(out, out[i].services...)
+		out = append(out, out[i].edges().services...)
 	}
 	return out
 }

@@ -102,7 +102,7 @@ func newTemplate(name string, types []reflect.Type, opts []JobOption) (*node, er
 			return nil, fmt.Errorf("%w: type %q: %w", ErrNotEncodable, name, err)
 		}
 	}
-	template := &node{kind: name, req: &Requirements{}, retries: -1}
+	template := &node{nodeSpec: &nodeSpec{kind: name, req: &Requirements{}, retries: -1}}
 	for _, o := range opts {
 		if o.set == nil {
 			continue
@@ -143,12 +143,8 @@ func (t *JobType[In, Out]) Name() string { return t.name }
 // are resolved before the job runs.
 func (t *JobType[In, Out]) New(in In, opts ...JobOption) *Job[Out] {
 	n := newNode(t.template, opts)
-	if n.err == nil {
-		n.input, n.err = encodeInput(in)
-		if n.err != nil {
-			n.err = fmt.Errorf("%w: job of type %q: encoding input: %w", ErrBadInput, t.name, n.err)
-		}
-	}
+	b, err := encodeInput(in)
+	n.setInput(b, err, "job", t.name)
 	return &Job[Out]{n: n}
 }
 
@@ -156,12 +152,8 @@ func (t *JobType[In, Out]) New(in In, opts ...JobOption) *Job[Out] {
 // another job's result, or a Collect of several.
 func (t *JobType[In, Out]) NewFrom(in Input[In], opts ...JobOption) *Job[Out] {
 	n := newNode(t.template, opts)
-	if n.err == nil {
-		n.input, n.err = in.encode()
-		if n.err != nil {
-			n.err = fmt.Errorf("%w: job of type %q: encoding input: %w", ErrBadInput, t.name, n.err)
-		}
-	}
+	b, err := in.encode()
+	n.setInput(b, err, "job", t.name)
 	return &Job[Out]{n: n}
 }
 

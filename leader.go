@@ -387,7 +387,7 @@ func (l *Leader) load(ctx context.Context, root Node) error {
 	if err := g.missingRoute(); err != nil {
 		return err
 	}
-	r := g.jobs[l.meta.Root]
+	r := g.jobs.get(l.meta.Root)
 	if r == nil {
 		if l.meta.Status == jobstore.StatusRunning {
 			return fmt.Errorf("%w: the store's root job %s is missing", jobstore.ErrCorrupt, l.meta.Root)

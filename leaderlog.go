@@ -89,6 +89,6 @@ func (l *Leader) logEnd() {
 	case jobstore.StatusCancelled:
 		l.log.Info("workflow cancelled", attrs...)
 	case jobstore.StatusNew, jobstore.StatusRunning:
-		l.log.Info("leader stopped before the workflow ended; run again to resume", append(attrs, "live_jobs", len(l.g.jobs))...)
+		l.log.Info("leader stopped before the workflow ended; run again to resume", append(attrs, "live_jobs", l.g.jobs.len())...)
 	}
 }

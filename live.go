@@ -244,7 +244,7 @@ func (l *Leader) liveSnapshot(now time.Time, final bool) *LiveStatus {
 		Store: l.cfg.Store, WorkDir: l.cfg.WorkDir, WorkflowID: l.meta.WorkflowID, Epoch: g.epoch,
 		Status: g.outcome.String(), NextID: g.nextID,
 		Counts: LiveCounts{
-			Live: len(g.jobs), Ready: g.readyLen(), Issued: len(g.issued), Backoff: g.backoff.Len(),
+			Live: g.jobs.len(), Ready: g.readyLen(), Issued: len(g.issued), Backoff: g.backoff.Len(),
 			Failed: len(g.failedOwn), Skipped: g.skipped, Services: g.services,
 		},
 		Kinds:       maps.Clone(g.perKind),
@@ -254,7 +254,7 @@ func (l *Leader) liveSnapshot(now time.Time, final bool) *LiveStatus {
 		if len(s.Failed) == liveFailed {
 			break
 		}
-		if j := g.jobs[id]; j != nil {
+		if j := g.jobs.get(id); j != nil {
 			s.Failed = append(s.Failed, LiveJob{ID: id, Kind: j.kind, Name: j.extra().name, Why: clip(j.extra().lastError)})
 		}
 	}
@@ -267,7 +267,7 @@ func (l *Leader) liveSnapshot(now time.Time, final bool) *LiveStatus {
 func (l *Leader) liveJob(id JobID) LiveJob {
 	g := l.g
 	lj := LiveJob{ID: id}
-	j := g.jobs[id]
+	j := g.jobs.get(id)
 	switch {
 	case j != nil:
 		lj.Kind, lj.Name, lj.Why = j.kind, j.extra().name, clip(l.why(id))
@@ -284,7 +284,7 @@ func (l *Leader) liveJob(id JobID) LiveJob {
 func (l *Leader) liveWaiting() []LiveJob {
 	var waiting, queued, rest []*ljob
 	visited, asks := 0, 0
-	for _, j := range l.g.jobs {
+	for _, j := range l.g.jobs.all() {
 		if visited++; visited > liveVisit || len(waiting) == liveWaiting {
 			break
 		}

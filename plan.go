@@ -114,7 +114,7 @@ type idRange struct {
 
 // created are the jobs of one fragment, with their inputs by position.
 type created struct {
-	jobs   []ljob
+	jobs   []*ljob
 	inputs [][]byte
 }
 

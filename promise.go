@@ -28,10 +28,6 @@ type promiseRef struct {
 	path []any
 }
 
-func (r *promiseRef) at(elem any) *promiseRef {
-	return &promiseRef{node: r.node, id: r.id, path: append(slices.Clip(r.path), elem)}
-}
-
 // Promise is the future return value of a job, or a part of it. Pass it
 // in the input of a job that runs after the promising job; the leader
 // resolves it before that job runs, and the job reads it with Get.
@@ -40,9 +36,25 @@ func (r *promiseRef) at(elem any) *promiseRef {
 // Collect, or a field anywhere in an input struct. Once resolved, it
 // encodes as its plain value, so a job can pass a resolved promise on.
 type Promise[T any] struct {
-	ref *promiseRef
-	val T
-	ok  bool
+	// A promise of a whole job's result being built needs only the
+	// node; ref is for the rest (a stored job, a part of a result), so
+	// that a fan-out's million Results allocate nothing.
+	node *node
+	ref  *promiseRef
+	val  T
+	ok   bool
+}
+
+// target is what the promise refers to: a node being built or a stored
+// job, and the path into its result; ok is false for the zero Promise.
+func (p Promise[T]) target() (n *node, id jobstore.JobID, path []any, ok bool) {
+	switch {
+	case p.node != nil:
+		return p.node, 0, nil, true
+	case p.ref != nil:
+		return p.ref.node, p.ref.id, p.ref.path, true
+	}
+	return nil, 0, nil, false
 }
 
 // ErrUnresolved is returned by Promise.Get for a promise that has not
@@ -65,17 +77,24 @@ func Resolved[T any](v T) Promise[T] { return Promise[T]{val: v, ok: true} }
 
 // MarshalJSON writes the value of a resolved promise, or a placeholder.
 func (p Promise[T]) MarshalJSON() ([]byte, error) {
+	return p.appendJSON(nil)
+}
+
+// appendJSON appends what MarshalJSON returns to b.
+func (p Promise[T]) appendJSON(b []byte) ([]byte, error) {
 	if p.ok {
-		return json.Marshal(p.val)
+		v, err := json.Marshal(p.val)
+		return append(b, v...), err
 	}
-	if p.ref == nil {
+	n, id, path, ok := p.target()
+	if !ok {
 		return nil, errors.New("gaffer: zero Promise: make promises with Job.Result")
 	}
-	id := int64(p.ref.id)
-	if p.ref.node != nil {
-		id = p.ref.node.tmp
+	job := int64(id)
+	if n != nil {
+		job = n.tmp // negative: a job not stored yet
 	}
-	return placeholderJSON(placeholder{Job: id, Path: p.ref.path}), nil
+	return appendPlaceholder(b, placeholder{Job: job, Path: path}), nil
 }
 
 // UnmarshalJSON reads a resolved value, or a placeholder.
@@ -122,10 +141,11 @@ func derive[T, U any](p Promise[T], elem any) Promise[U] {
 		}
 		return out
 	}
-	if p.ref == nil {
+	n, id, path, ok := p.target()
+	if !ok {
 		return Promise[U]{}
 	}
-	return Promise[U]{ref: p.ref.at(elem)}
+	return Promise[U]{ref: &promiseRef{node: n, id: id, path: append(slices.Clip(path), elem)}}
 }
 
 // Index is a promise of element i of a promised slice.
@@ -155,21 +175,36 @@ func Value[T any](v T) Input[T] { return valueInput[T]{v} }
 
 type collectInput[T any] []Input[T]
 
+// jsonAppender is an Input that appends its JSON to a buffer: a
+// Collect of a million promises then makes no garbage per element.
+type jsonAppender interface {
+	appendJSON(b []byte) ([]byte, error)
+}
+
 func (c collectInput[T]) encode() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('[')
+	b := []byte{'['}
 	for i, in := range c {
 		if i > 0 {
-			buf.WriteByte(',')
+			b = append(b, ',')
 		}
-		b, err := in.encode()
+		var err error
+		if a, ok := in.(jsonAppender); ok {
+			b, err = a.appendJSON(b)
+		} else {
+			var e []byte
+			e, err = in.encode()
+			b = append(b, e...)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("element %d: %w", i, err)
 		}
-		buf.Write(b)
+		if i == 0 && len(c) > 1 {
+			// Size the buffer once from the first element, rather
+			// than doubling it all the way to a fan-in's megabytes.
+			b = slices.Grow(b, (len(b)+1)*(len(c)-1)+1)
+		}
 	}
-	buf.WriteByte(']')
-	return buf.Bytes(), nil
+	return append(b, ']'), nil
 }
 
 // Collect gathers inputs, typically promises of many jobs' results, into
@@ -313,7 +348,11 @@ func toPlaceholder(raw any) (placeholder, error) {
 // placeholderJSON writes a placeholder without reflection: a fan-in
 // input holds one per promised job.
 func placeholderJSON(ph placeholder) []byte {
-	b := make([]byte, 0, len(fastPrefix)+24)
+	return appendPlaceholder(make([]byte, 0, len(fastPrefix)+24), ph)
+}
+
+// appendPlaceholder appends placeholderJSON(ph) to b.
+func appendPlaceholder(b []byte, ph placeholder) []byte {
 	b = append(b, fastPrefix...)
 	b = strconv.AppendInt(b, ph.Job, 10)
 	if len(ph.Path) > 0 {

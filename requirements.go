@@ -194,8 +194,8 @@ func promisedReq(field string, in interface{ encode() ([]byte, error) }) JobOpti
 			return fmt.Errorf("%s from a promise: %w", field, err)
 		}
 		r := &reqPromises{}
-		if j.reqFrom != nil {
-			*r = *j.reqFrom
+		if old := j.edges().reqFrom; old != nil {
+			*r = *old
 		}
 		switch field {
 		case "cores":
@@ -205,7 +205,7 @@ func promisedReq(field string, in interface{ encode() ([]byte, error) }) JobOpti
 		default:
 			r.Disk = b
 		}
-		j.reqFrom = r
+		j.linked().reqFrom = r
 		return nil
 	}}
 }

@@ -96,12 +96,8 @@ func (t *ServiceType[In, Out]) Name() string { return t.name }
 // client with AddService.
 func (t *ServiceType[In, Out]) New(in In, opts ...JobOption) *Service[Out] {
 	n := newNode(t.template, opts)
-	if n.err == nil {
-		n.input, n.err = encodeInput(in)
-		if n.err != nil {
-			n.err = fmt.Errorf("%w: service of type %q: encoding input: %w", ErrBadInput, t.name, n.err)
-		}
-	}
+	b, err := encodeInput(in)
+	n.setInput(b, err, "service", t.name)
 	return &Service[Out]{n: n}
 }
 
@@ -109,12 +105,8 @@ func (t *ServiceType[In, Out]) New(in In, opts ...JobOption) *Service[Out] {
 // result of the client or of a job before it, for example).
 func (t *ServiceType[In, Out]) NewFrom(in Input[In], opts ...JobOption) *Service[Out] {
 	n := newNode(t.template, opts)
-	if n.err == nil {
-		n.input, n.err = in.encode()
-		if n.err != nil {
-			n.err = fmt.Errorf("%w: service of type %q: encoding input: %w", ErrBadInput, t.name, n.err)
-		}
-	}
+	b, err := in.encode()
+	n.setInput(b, err, "service", t.name)
 	return &Service[Out]{n: n}
 }
 
@@ -133,7 +125,7 @@ func (s *Service[Out]) serviceNode() *node { return s.n }
 // Result is a promise of what the service's Start returns, for the input
 // of the client's children and follow-ons (and their successors), which
 // run only once it has started.
-func (s *Service[Out]) Result() Promise[Out] { return Promise[Out]{ref: &promiseRef{node: s.n}} }
+func (s *Service[Out]) Result() Promise[Out] { return Promise[Out]{node: s.n} }
 
 // AddChildService makes c a service of the same client that starts only
 // once s has started (c's input may take s.Result()).

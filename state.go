@@ -19,7 +19,7 @@ import (
 // no I/O, so the tests drive the very methods the leader drives, with no
 // store or batch system (docs/architecture.md).
 type graph struct {
-	jobs    map[JobID]*ljob
+	jobs    jobIndex
 	root    JobID
 	epoch   uint64                   // of this leader; it names the files of its attempts
 	nextID  JobID                    // the store's next free job ID
@@ -76,7 +76,7 @@ type graph struct {
 
 func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
-		jobs: map[JobID]*ljob{}, kinds: map[string]string{}, perKind: map[string]int{}, reqs: map[reqKey]*Requirements{},
+		kinds: map[string]string{}, perKind: map[string]int{}, reqs: map[reqKey]*Requirements{},
 		issued: map[issueKey]issuedAttempt{}, missing: map[issueKey]int{}, plan: newPlan(), routes: newRouteTable(),
 		outcome: jobstore.StatusRunning, nextID: 1,
 		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
@@ -163,7 +163,7 @@ func (g *graph) fromRecord(r *jobstore.Job) (j *ljob, backingOK bool) {
 
 // add makes j live in the graph.
 func (g *graph) add(j *ljob) {
-	g.jobs[j.id] = j
+	g.jobs.put(j)
 	g.count(j, 1)
 	g.perKind[j.kind]++
 	g.plan.kinds = true
@@ -223,7 +223,7 @@ func (g *graph) remove(j *ljob) {
 	if j.state == jobstore.StatePending {
 		j.state = jobstore.StateDone // stale in the ready queue and backoff heap
 	}
-	delete(g.jobs, j.id)
+	g.jobs.del(j.id)
 	delete(g.plan.dirty, j.id)
 	g.plan.deleted = append(g.plan.deleted, j.id)
 	g.doneReading(j)
@@ -303,7 +303,7 @@ func (g *graph) runSuccessors(j *ljob) {
 func (g *graph) reach(p *ljob, phase jobstore.IDList) {
 	p.pending = 0
 	for id := range phase.All() {
-		s := g.jobs[id]
+		s := g.jobs.get(id)
 		if s == nil {
 			continue // done already (a resumed phase, a restarted client)
 		}
@@ -383,7 +383,7 @@ const (
 
 func (g *graph) settlePreds(j *ljob, how settledHow) {
 	for _, pid := range j.preds {
-		p := g.jobs[pid]
+		p := g.jobs.get(pid)
 		if p == nil {
 			continue
 		}
@@ -545,7 +545,7 @@ func (g *graph) walkSubtree(j *ljob, fn func(*ljob)) {
 		stack = stack[:len(stack)-1]
 		for _, l := range [3]jobstore.IDList{p.children(), p.followOns(), p.services()} {
 			for id := range l.All() {
-				if s := g.jobs[id]; s != nil && !seen[id] {
+				if s := g.jobs.get(id); s != nil && !seen[id] {
 					seen[id] = true
 					order = append(order, s)
 					stack = append(stack, s)
@@ -561,14 +561,14 @@ func (g *graph) walkSubtree(j *ljob, fn func(*ljob)) {
 // skip marks a job that will never run because cause failed, with its
 // own successors, and settles it for the predecessors that reached it.
 func (g *graph) skip(id, cause JobID) {
-	s := g.jobs[id]
+	s := g.jobs.get(id)
 	if s == nil || s.state != jobstore.StatePending || s.where == isIssued {
 		return
 	}
 	g.setState(s, jobstore.StateSkipped)
 	s.ext().cause = cause
 	for _, qid := range s.preds {
-		q := g.jobs[qid]
+		q := g.jobs.get(qid)
 		if q != nil && q.hasReached(id) {
 			q.failedSucc = true
 			q.pending--
@@ -590,7 +590,7 @@ func (g *graph) skip(id, cause JobID) {
 // which jobs are ready. It returns jobs whose phase had settled, which the
 // caller finishes (a crash cannot leave any, but the repair is cheap).
 func (g *graph) derive() (settled []*ljob) {
-	for _, p := range g.jobs {
+	for _, p := range g.jobs.all() {
 		var phase jobstore.IDList
 		switch p.state {
 		case jobstore.StateChildren:
@@ -601,7 +601,7 @@ func (g *graph) derive() (settled []*ljob) {
 			continue // no phase of successors runs
 		}
 		for id := range phase.All() {
-			s := g.jobs[id]
+			s := g.jobs.get(id)
 			if s == nil {
 				continue
 			}
@@ -616,7 +616,7 @@ func (g *graph) derive() (settled []*ljob) {
 			}
 		}
 	}
-	for _, j := range g.jobs {
+	for _, j := range g.jobs.all() {
 		switch j.state {
 		case jobstore.StatePending:
 			if j.svc() == nil && int(j.reached) == len(j.preds) {
@@ -631,7 +631,7 @@ func (g *graph) derive() (settled []*ljob) {
 			// the others have ended.
 		}
 	}
-	if r := g.jobs[g.root]; r != nil {
+	if r := g.jobs.get(g.root); r != nil {
 		switch r.state {
 		case jobstore.StateDone:
 			g.outcome = jobstore.StatusSucceeded
@@ -682,7 +682,7 @@ func (g *graph) resumed(settled, restart, failed []*ljob, status jobstore.Status
 
 // finishedJob reports whether job id existed and has finished for good:
 // its record is gone.
-func (g *graph) finishedJob(id JobID) bool { return id > 0 && id < g.nextID && g.jobs[id] == nil }
+func (g *graph) finishedJob(id JobID) bool { return id > 0 && id < g.nextID && g.jobs.get(id) == nil }
 
 // issuedIDs lists the issued attempts by batch system and ID.
 func (g *graph) issuedIDs() []issueKey {

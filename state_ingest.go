@@ -59,13 +59,22 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	}
 	g.plan.alloc.n += len(f.Jobs)
 
-	// One allocation for the records and one for the usual single
-	// predecessor of each, rather than two per job.
-	slab := make([]ljob, len(f.Jobs))
-	predSlab := make([]JobID, len(f.Jobs))
+	// The records come in slabs of ingestSlab, and the usual single
+	// predecessor of each from one more, rather than two allocations per
+	// job; a slab is let go once all of its jobs are done, so a fan-out
+	// gives memory back as it runs.
+	slab := make([]*ljob, len(f.Jobs))
+	predSlab := make([][]JobID, 0, len(f.Jobs)/ingestSlab+1)
+	for i := 0; i < len(f.Jobs); i += ingestSlab {
+		s := make([]ljob, min(ingestSlab, len(f.Jobs)-i))
+		for k := range s {
+			slab[i+k] = &s[k]
+		}
+		predSlab = append(predSlab, make([]JobID, len(s)))
+	}
 	for i := range f.Jobs {
 		fj := &f.Jobs[i]
-		slab[i] = ljob{
+		*slab[i] = ljob{
 			id: first + JobID(i), kind: g.intern(fj.Kind), state: jobstore.StatePending,
 			req: g.shareReq(derefReq(fj.Req)), retries: fj.Retries, checkpoint: fj.Checkpoint,
 			inputPromises: promised[i],
@@ -89,7 +98,7 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	}
 	at := func(tmp int64) (*ljob, int) {
 		k := int(ids.get(tmp) - first)
-		return &slab[k], k
+		return slab[k], k
 	}
 	link := func(p *ljob, children, followOns []int64) {
 		for _, t := range children {
@@ -115,30 +124,34 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 		}
 	}
 	for i := range f.Jobs {
-		link(&slab[i], f.Jobs[i].children(), f.Jobs[i].followOns())
-		linkServices(&slab[i], f.Jobs[i].services())
+		link(slab[i], f.Jobs[i].children(), f.Jobs[i].followOns())
+		linkServices(slab[i], f.Jobs[i].services())
 	}
 	if parent != nil {
 		link(parent, f.Children, f.FollowOns)
 		linkServices(parent, f.Services)
 		g.touch(parent)
 	}
-	for i := range slab {
-		g.add(&slab[i])
-		g.noteReads(&slab[i], inputs[i], reqFrom[i])
+	for i, j := range slab {
+		g.add(j)
+		g.noteReads(j, inputs[i], reqFrom[i])
 	}
 	g.plan.created = append(g.plan.created, created{jobs: slab, inputs: inputs})
 	return ids, result, nil
 }
+
+// ingestSlab is how many job records ingest allocates at once.
+const ingestSlab = 256
 
 // hugeFragment is the size of fragment above which ingest collects
 // garbage first.
 const hugeFragment = 100_000
 
 // addPred records a predecessor, taking the first one's storage from
-// slab[k], k being the job's place in its fragment.
-func (j *ljob) addPred(p JobID, slab []JobID, k int) {
+// the slabs, k being the job's place in its fragment.
+func (j *ljob) addPred(p JobID, slabs [][]JobID, k int) {
 	if j.preds == nil {
+		slab, k := slabs[k/ingestSlab], k%ingestSlab
 		slab[k] = p
 		j.preds = slab[k : k+1 : k+1]
 		return

@@ -74,7 +74,7 @@ func (s *sched) apply() {
 	}
 	for _, c := range p.created {
 		for i := range c.jobs {
-			j := &c.jobs[i]
+			j := c.jobs[i]
 			require.NotContains(s.t, st.records, j.id, "a new job's ID is new")
 			st.records[j.id], st.written[j.id] = copyRecord(s.g, j), true
 			st.inputs[j.id] = slices.Clone(c.inputs[i])
@@ -204,7 +204,7 @@ type added struct {
 // follow one another. It returns the job's temporary number.
 func (s *sched) add(parent, id JobID, fj fragJob, asService bool) {
 	s.t.Helper()
-	require.Nil(s.t, s.g.jobs[id], "job %d is new", id)
+	require.Nil(s.t, s.g.jobs.get(id), "job %d is new", id)
 	a := s.adds[parent]
 	if a == nil {
 		a = &added{first: id}
@@ -244,7 +244,7 @@ func (s *sched) takeAdds(parent JobID) *fragment {
 func (s *sched) step() {
 	s.t.Helper()
 	for _, parent := range slices.Sorted(maps.Keys(s.adds)) {
-		if p := s.g.jobs[parent]; p != nil && p.where == isIssued {
+		if p := s.g.jobs.get(parent); p != nil && p.where == isIssued {
 			continue // they come with its success
 		}
 		f := s.takeAdds(parent)
@@ -268,7 +268,7 @@ func (s *sched) setRetries(id JobID, n int32) { s.edit(id, func(j *ljob) { j.ret
 
 func (s *sched) job(id JobID) *ljob {
 	s.t.Helper()
-	j := s.g.jobs[id]
+	j := s.g.jobs.get(id)
 	require.NotNil(s.t, j, "job %d is live", id)
 	return j
 }
@@ -330,7 +330,7 @@ func (s *sched) advance(d time.Duration) time.Duration {
 }
 
 func (s *sched) state(id JobID) jobstore.State {
-	if j := s.g.jobs[id]; j != nil {
+	if j := s.g.jobs.get(id); j != nil {
 		return j.state
 	}
 	return jobstore.StateDone // deleted: its subtree is done
@@ -499,7 +499,7 @@ func TestTotalFailureSkipsAndClimbs(t *testing.T) {
 	require.Equal(t, jobstore.StatePending, s.state(4), "the follow-on is not skipped yet")
 
 	s.succeed(3)
-	require.Nil(t, s.g.jobs[3], "a done subtree leaves memory")
+	require.Nil(t, s.g.jobs.get(3), "a done subtree leaves memory")
 	require.Equal(t, "done (or never existed)", s.g.why(3))
 	require.Equal(t, jobstore.StateFailed, s.state(1))
 	require.Equal(t, jobstore.StatusFailed, s.outcome())
@@ -568,8 +568,8 @@ func TestJoinIsReadyOnlyWhenEveryPredecessorReachedIt(t *testing.T) {
 	require.Equal(t, []JobID{5}, s.drain())
 
 	s.succeed(5)
-	require.Nil(t, s.g.jobs[2])
-	require.Nil(t, s.g.jobs[3])
+	require.Nil(t, s.g.jobs.get(2))
+	require.Nil(t, s.g.jobs.get(3))
 	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, jobstore.StateDone, s.job(1).state, "the root's record is kept")
 	require.Equal(t, "done", s.g.why(1))
@@ -648,7 +648,7 @@ func TestDeriveMatchesLiveTransitions(t *testing.T) {
 			require.Equal(t, full.outcome(), r.outcome())
 			require.Equal(t, full.g.failedOwn, sortedIDs(r.g.failedOwn))
 			require.Equal(t, full.g.skipped, r.g.skipped)
-			require.Equal(t, len(full.g.jobs), len(r.g.jobs))
+			require.Equal(t, full.g.jobs.len(), r.g.jobs.len())
 		})
 	}
 }
@@ -679,8 +679,8 @@ func loadThen(t *testing.T, s *sched, fn func(*graph)) (r *sched, settled, resta
 func loadWith(t *testing.T, s *sched, routes func(*routeTable), fn func(*graph)) (r *sched, settled, restart, failed []*ljob) {
 	t.Helper()
 	s.step()
-	require.Equal(t, len(s.g.jobs), len(s.st.records), "one record per live job")
-	for id, j := range s.g.jobs {
+	require.Equal(t, s.g.jobs.len(), len(s.st.records), "one record per live job")
+	for id, j := range s.g.jobs.all() {
 		require.Equal(t, copyRecord(s.g, j), s.st.records[id], "the record of %d is what memory says", id)
 	}
 	r = &sched{t: t, g: defaultGraph(t), clock: s.clock, strict: true, st: s.st, adds: map[JobID]*added{}}
@@ -714,7 +714,7 @@ func requireSameScheduling(t *testing.T, live, derived *sched) {
 	t.Helper()
 	where := func(s *sched, w ...where) []JobID {
 		var out []JobID
-		for id, j := range s.g.jobs {
+		for id, j := range s.g.jobs.all() {
 			if j.state == jobstore.StatePending && slices.Contains(w, j.where) {
 				out = append(out, id)
 			}
@@ -727,9 +727,9 @@ func requireSameScheduling(t *testing.T, live, derived *sched) {
 	require.Equal(t, where(live, nowhere), where(derived, nowhere), "waiting for predecessors")
 	require.Equal(t, derived.g.readyLen(), len(where(derived, inReady)), "each ready job queued once")
 
-	require.Equal(t, len(live.g.jobs), len(derived.g.jobs))
-	for id, lj := range live.g.jobs {
-		dj := derived.g.jobs[id]
+	require.Equal(t, live.g.jobs.len(), derived.g.jobs.len())
+	for id, lj := range live.g.jobs.all() {
+		dj := derived.g.jobs.get(id)
 		require.NotNil(t, dj)
 		require.Equal(t, lj.state, dj.state, "state of %d", id)
 		require.Equal(t, lj.tries, dj.tries, "tries of %d", id)
@@ -848,7 +848,7 @@ func TestGraphRestartAfterFailure(t *testing.T) {
 	require.Empty(t, settled)
 	require.Equal(t, 5, again, "1 to 5; 7 goes with its checkpoint's subtree")
 	require.Equal(t, jobstore.StatusRunning, r.outcome())
-	require.Nil(t, r.g.jobs[7], "the checkpoint's old subtree is gone")
+	require.Nil(t, r.g.jobs.get(7), "the checkpoint's old subtree is gone")
 	require.Equal(t, jobstore.StateChildren, r.state(1), "it waits for its children again")
 	require.Equal(t, jobstore.StatePending, r.state(4), "the follow-on waits for the children")
 	require.Equal(t, jobstore.StatePending, r.state(5))

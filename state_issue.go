@@ -174,7 +174,7 @@ func (g *graph) killAttempt(j *ljob) {
 
 // isIssued reports whether a is still the issued attempt of its job.
 func (g *graph) isIssued(a attempt) bool {
-	j := g.jobs[a.job]
+	j := g.jobs.get(a.job)
 	return j != nil && j.where == isIssued && j.seq == a.seq && j.state == jobstore.StatePending
 }
 
@@ -361,7 +361,7 @@ func (g *graph) succeed(j *ljob, out *outcome) string {
 // no leader ran, for the attempt the job is at: a job that finished then
 // is not run again. It reports whether it took it.
 func (g *graph) leftover(out *outcome) bool {
-	j := g.jobs[out.Job]
+	j := g.jobs.get(out.Job)
 	if j == nil || j.state != jobstore.StatePending || j.svc() != nil || j.where == isIssued ||
 		out.Attempt != int(j.tries)+1 || out.Epoch >= g.epoch {
 		return false
@@ -377,7 +377,7 @@ func (g *graph) leftover(out *outcome) bool {
 // keepsFolder reports whether job id may still use what its attempts
 // left (a pending job's folder); others' are left over.
 func (g *graph) keepsFolder(id JobID) bool {
-	j := g.jobs[id]
+	j := g.jobs.get(id)
 	return j != nil && j.state == jobstore.StatePending
 }
 
@@ -387,7 +387,7 @@ func (g *graph) keepsFolder(id JobID) bool {
 // one takes over its folder.
 func (g *graph) toAdopt() []*ljob {
 	var out []*ljob
-	for _, j := range g.jobs {
+	for _, j := range g.jobs.all() {
 		x := j.extra()
 		if j.state != jobstore.StatePending || x.backing.id == "" || j.where == isIssued {
 			continue

@@ -15,8 +15,8 @@ import (
 // Cancelled jobs stay cancelled. It returns how many jobs it set going
 // again.
 func (g *graph) restart() int {
-	ids := make([]JobID, 0, len(g.jobs))
-	for id, j := range g.jobs {
+	ids := make([]JobID, 0, g.jobs.len())
+	for id, j := range g.jobs.all() {
 		if j.state == jobstore.StateFailed || j.state == jobstore.StateSkipped {
 			ids = append(ids, id)
 		}
@@ -26,7 +26,7 @@ func (g *graph) restart() int {
 	slices.Sort(ids)
 	n := 0
 	for _, id := range ids {
-		j := g.jobs[id]
+		j := g.jobs.get(id)
 		if j == nil {
 			continue // in a restarted checkpoint's subtree
 		}
@@ -55,7 +55,7 @@ func (g *graph) restart() int {
 		}
 	}
 	g.failedOwn = slices.DeleteFunc(g.failedOwn, func(id JobID) bool {
-		j := g.jobs[id]
+		j := g.jobs.get(id)
 		return j == nil || j.state != jobstore.StateFailed
 	})
 	if n > 0 {
@@ -76,7 +76,7 @@ func (g *graph) freshTries(j *ljob) {
 
 func (g *graph) anyLive(ids jobstore.IDList) bool {
 	for id := range ids.All() {
-		if g.jobs[id] != nil {
+		if g.jobs.get(id) != nil {
 			return true
 		}
 	}

@@ -29,7 +29,7 @@ func (g *graph) noteReadsOf(j *ljob, input []byte, rf string, liveOnly bool) {
 	var ids []JobID
 	add := func(ph placeholder) ([]byte, error) {
 		id := JobID(ph.Job)
-		if id != j.id && (!liveOnly || g.jobs[id] != nil) {
+		if id != j.id && (!liveOnly || g.jobs.get(id) != nil) {
 			ids = append(ids, id)
 		}
 		return nil, nil
@@ -66,7 +66,7 @@ func (g *graph) holdForever(value []byte) {
 
 func (g *graph) hold(id JobID) {
 	g.addHold(id)
-	if j := g.jobs[id]; j != nil && !j.forwarded {
+	if j := g.jobs.get(id); j != nil && !j.forwarded {
 		j.forwarded = true // recorded, so that a later leader holds it too
 		g.touch(j)
 	}
@@ -143,11 +143,11 @@ func mayRead(r *jobstore.Job) bool {
 // forwarding results (the forwarded flag).
 func (g *graph) reloadReads(inputs map[JobID][]byte) {
 	for id, in := range inputs {
-		if j := g.jobs[id]; j != nil {
+		if j := g.jobs.get(id); j != nil {
 			g.noteReadsOf(j, in, j.extra().reqFrom, true)
 		}
 	}
-	for _, j := range g.jobs {
+	for _, j := range g.jobs.all() {
 		if j.forwarded {
 			g.addHold(j.id)
 		}

@@ -107,7 +107,7 @@ func (g *graph) missingRoute() error {
 		what = "Config.BatchSystems has " + t.list()
 	}
 	job := id.String()
-	if j := g.jobs[id]; j != nil {
+	if j := g.jobs.get(id); j != nil {
 		job = j.display()
 	}
 	return fmt.Errorf("gaffer: job %s was routed to batch system %q, which this leader does not have (%s); "+

@@ -36,14 +36,14 @@ func (g *graph) startServices(c *ljob) {
 	g.setState(c, jobstore.StateServices)
 	live := int32(0)
 	for id := range c.services().All() {
-		s := g.jobs[id]
+		s := g.jobs.get(id)
 		if s == nil || s.state != jobstore.StatePending {
 			continue
 		}
 		live++
 		sv := s.svc()
 		sv.phase = svcWaiting
-		if sv.parent == 0 || g.jobs[sv.parent] == nil {
+		if sv.parent == 0 || g.jobs.get(sv.parent) == nil {
 			g.admitService(s)
 		}
 	}
@@ -90,7 +90,7 @@ func (g *graph) releaseSlot(s *ljob) {
 // (the promise its users read) and the service counts as started. Only
 // the start of the attempt now issued counts; it reports whether it did.
 func (g *graph) serviceReport(r startReport) bool {
-	s := g.jobs[r.Job]
+	s := g.jobs.get(r.Job)
 	if s == nil || s.svc() == nil || s.where != isIssued || s.seq != r.Seq || r.Epoch != g.epoch {
 		return false
 	}
@@ -107,7 +107,7 @@ func (g *graph) serviceStarted(s *ljob) {
 		return // stopping already, or a report of an old attempt
 	}
 	sv.phase = svcRunning
-	c := g.jobs[sv.client]
+	c := g.jobs.get(sv.client)
 	if c == nil || c.succ == nil {
 		return
 	}
@@ -116,7 +116,7 @@ func (g *graph) serviceStarted(s *ljob) {
 		return
 	}
 	for id := range c.services().All() {
-		if cs := g.jobs[id]; cs != nil && cs.svc().parent == s.id && cs.svc().phase == svcWaiting && cs.state == jobstore.StatePending {
+		if cs := g.jobs.get(id); cs != nil && cs.svc().parent == s.id && cs.svc().phase == svcWaiting && cs.state == jobstore.StatePending {
 			g.admitService(cs)
 		}
 	}
@@ -130,7 +130,7 @@ func (g *graph) serviceStarted(s *ljob) {
 // issued are dropped.
 func (g *graph) stopServices(c *ljob) {
 	for id := range c.services().All() {
-		if s := g.jobs[id]; s != nil && s.state == jobstore.StatePending {
+		if s := g.jobs.get(id); s != nil && s.state == jobstore.StatePending {
 			g.stopService(s)
 		}
 	}
@@ -161,7 +161,7 @@ func (g *graph) serviceEnded(s *ljob) {
 }
 
 func (g *graph) clientLosesService(id JobID) {
-	c := g.jobs[id]
+	c := g.jobs.get(id)
 	if c == nil || c.succ == nil {
 		return
 	}
@@ -185,7 +185,7 @@ func (g *graph) serviceFailed(s *ljob, msg string) {
 	}
 	s.ext().lastError = msg
 	g.failedOwn = append(g.failedOwn, s.id)
-	c := g.jobs[sv.client]
+	c := g.jobs.get(sv.client)
 	if c == nil || c.succ == nil {
 		return
 	}
@@ -212,13 +212,13 @@ func (g *graph) serviceFailed(s *ljob, msg string) {
 // successors wait again. It returns those clients; startServices is
 // called on them after derive.
 func (g *graph) resumeServices() (restart, failed []*ljob) {
-	for _, c := range g.jobs {
+	for _, c := range g.jobs.all() {
 		if c.services().Len() == 0 || !c.live() || c.state == jobstore.StatePending {
 			continue
 		}
 		live, bad := 0, false
 		for id := range c.services().All() {
-			s := g.jobs[id]
+			s := g.jobs.get(id)
 			switch {
 			case s == nil:
 			case s.state == jobstore.StateFailed:
@@ -232,7 +232,7 @@ func (g *graph) resumeServices() (restart, failed []*ljob) {
 			// A service failed: drop the others and fail the client once
 			// its successors (if reached) settle.
 			for id := range c.services().All() {
-				if s := g.jobs[id]; s != nil && s.state == jobstore.StatePending {
+				if s := g.jobs.get(id); s != nil && s.state == jobstore.StatePending {
 					g.remove(s)
 				}
 			}

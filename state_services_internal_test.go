@@ -130,13 +130,13 @@ func TestGraphServicesGateChildrenAndOutliveThem(t *testing.T) {
 	require.NotEqual(t, jobstore.StatusSucceeded, s.outcome())
 
 	s.ended(10)
-	require.Nil(t, s.g.jobs[10])
+	require.Nil(t, s.g.jobs.get(10))
 	require.Equal(t, jobstore.StateChildren, s.state(2), "one service still runs")
 	require.Equal(t, 1, s.g.services)
 	require.NotEqual(t, jobstore.StatusSucceeded, s.outcome())
 
 	s.ended(11)
-	require.Nil(t, s.g.jobs[2], "the client's subtree is done")
+	require.Nil(t, s.g.jobs.get(2), "the client's subtree is done")
 	require.ElementsMatch(t, []JobID{3, 4, 10, 11, 2}, s.st.deleted)
 	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, 0, s.g.services)
@@ -159,7 +159,7 @@ func TestGraphServiceOfTheRoot(t *testing.T) {
 	s.ended(10)
 	require.Equal(t, jobstore.StatusSucceeded, s.outcome())
 	require.Equal(t, jobstore.StateDone, s.state(1))
-	require.NotNil(t, s.g.jobs[1], "the root's record is kept")
+	require.NotNil(t, s.g.jobs.get(1), "the root's record is kept")
 	require.Equal(t, []JobID{10}, s.st.deleted)
 }
 
@@ -313,7 +313,7 @@ func TestGraphServiceFailsBeforeStart(t *testing.T) {
 	require.Equal(t, []JobID{10}, s.g.failedOwn)
 	require.Equal(t, []JobID{11}, s.takeStops(), "the issued service is asked to stop")
 	require.Equal(t, svcStopping, s.phase(11))
-	require.Nil(t, s.g.jobs[12], "the never-issued child service is dropped")
+	require.Nil(t, s.g.jobs.get(12), "the never-issued child service is dropped")
 	require.Contains(t, s.st.deleted, JobID(12))
 	require.Equal(t, 1, s.g.services)
 	require.Equal(t, 1, s.g.svcSlots[0], "11 holds its place until it ends")
@@ -357,8 +357,8 @@ func TestGraphCheckpointRestartsSubtree(t *testing.T) {
 
 	s.fail(3, "boom", false)
 	require.Equal(t, 1, s.g.restarted)
-	require.Nil(t, s.g.jobs[3])
-	require.Nil(t, s.g.jobs[4], "the skipped grandchild goes too")
+	require.Nil(t, s.g.jobs.get(3))
+	require.Nil(t, s.g.jobs.get(4), "the skipped grandchild goes too")
 	require.Subset(t, s.st.deleted, []JobID{3, 4, 5})
 	require.Equal(t, 0, s.g.skipped, "the skipped job removed is no longer counted")
 	require.Same(t, cp, s.job(2))
@@ -477,7 +477,7 @@ func TestGraphCheckpointRestartThenReload(t *testing.T) {
 	r := reload(t, s)
 	require.ElementsMatch(t, r.g.failedOwn, s.g.failedOwn, "a resumed leader counts the same failures")
 	for _, id := range s.g.failedOwn {
-		require.NotNil(t, s.g.jobs[id], "failedOwn lists only live records")
+		require.NotNil(t, s.g.jobs.get(id), "failedOwn lists only live records")
 	}
 }
 
@@ -708,7 +708,7 @@ func TestGraphResumeServicesFailedBeforeSuccessors(t *testing.T) {
 	r, restart, failed := resumeLoad(t, s)
 	require.Empty(t, restart)
 	require.Equal(t, []JobID{2}, failed)
-	require.Nil(t, r.g.jobs[11], "the live service record is removed")
+	require.Nil(t, r.g.jobs.get(11), "the live service record is removed")
 	require.Equal(t, []JobID{11}, r.st.deleted)
 	require.Equal(t, 0, r.g.services)
 	require.Equal(t, jobstore.StateFailed, r.state(10), "the failed record is kept")
@@ -734,7 +734,7 @@ func TestGraphResumeServicesFailedWhileChildrenRun(t *testing.T) {
 	r, restart, failed := resumeLoad(t, s)
 	require.Empty(t, restart)
 	require.Empty(t, failed, "its successors have yet to settle")
-	require.Nil(t, r.g.jobs[11])
+	require.Nil(t, r.g.jobs.get(11))
 	require.True(t, r.job(2).failedSucc)
 	require.Equal(t, jobstore.StateChildren, r.state(2))
 	require.Equal(t, []JobID{3}, r.drain(), "the child runs again")

@@ -131,7 +131,7 @@ func (l *Leader) Result(ctx context.Context) (json.RawMessage, error) {
 		e := &CancelledError{Workflow: len(l.g.cancelled) == 0}
 		for _, id := range l.g.cancelled {
 			name := id.String()
-			if j := l.g.jobs[id]; j != nil {
+			if j := l.g.jobs.get(id); j != nil {
 				name = j.display()
 			}
 			e.Jobs = append(e.Jobs, name)

@@ -24,7 +24,7 @@ func (l *Leader) Why(id JobID) string {
 }
 
 func (l *Leader) why(id JobID) string {
-	j := l.g.jobs[id]
+	j := l.g.jobs.get(id)
 	if j != nil && j.where == inLimit {
 		return l.g.cats.why(j)
 	}
@@ -82,7 +82,7 @@ func (l *Leader) status() Status {
 	}
 	g := l.g
 	return Status{
-		Live: len(g.jobs), Ready: g.readyLen(), Issued: len(g.issued), Backoff: g.backoff.Len(),
+		Live: g.jobs.len(), Ready: g.readyLen(), Issued: len(g.issued), Backoff: g.backoff.Len(),
 		Failed: len(g.failedOwn), Skipped: g.skipped, Services: g.services,
 		Finished: g.finished(), Succeeded: g.outcome == jobstore.StatusSucceeded, Cancelled: g.outcome == jobstore.StatusCancelled,
 	}
@@ -90,13 +90,13 @@ func (l *Leader) status() Status {
 
 // why explains, for a person, where a job stands.
 func (g *graph) why(id JobID) string {
-	j := g.jobs[id]
+	j := g.jobs.get(id)
 	if j == nil {
 		return "done (or never existed)"
 	}
 	if sv := j.svc(); sv != nil && j.state == jobstore.StatePending {
 		client := sv.client.String()
-		if c := g.jobs[sv.client]; c != nil {
+		if c := g.jobs.get(sv.client); c != nil {
 			client = c.display()
 		}
 		switch {
@@ -161,7 +161,7 @@ func (g *graph) why(id JobID) string {
 	}
 	var waiting []string
 	for _, p := range j.preds {
-		if pj := g.jobs[p]; pj != nil && !pj.hasReached(id) {
+		if pj := g.jobs.get(p); pj != nil && !pj.hasReached(id) {
 			if pj.state == jobstore.StateServices {
 				waiting = append(waiting, pj.display()+" (its services have not all started)")
 			} else {
@@ -181,7 +181,7 @@ func (l *Leader) stuck() error {
 	var b strings.Builder
 	b.WriteString("gaffer: no job can run and the workflow is not finished")
 	n := 0
-	for id, j := range l.g.jobs {
+	for id, j := range l.g.jobs.all() {
 		if j.state == jobstore.StatePending && n < 10 {
 			fmt.Fprintf(&b, "\n  - %s: %s", j.display(), l.why(id))
 			n++

@@ -148,7 +148,7 @@ func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.H
 	}
 	res, err := reg.run(ctx, jc, env.Input)
 	if err == nil {
-		out.Graph, err = collect(jc.self, slices.Concat(jc.self.children, jc.self.followOns, jc.self.services))
+		out.Graph, err = collect(jc.self, slices.Concat(jc.self.edges().children, jc.self.edges().followOns, jc.self.edges().services))
 		if err != nil {
 			err = &permanentError{fmt.Errorf("job %s: %w", jc.display(), err)}
 		}
