@@ -2,6 +2,7 @@ package gaffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -29,6 +30,9 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 		}
 	}
 	if p.writes() || l.metaDirty {
+		if err := l.createAhead(ctx, p); err != nil {
+			return fmt.Errorf("gaffer: storing new jobs: %w", err)
+		}
 		m := l.meta
 		err := l.store.Update(ctx, func(tx jobstore.Tx) error {
 			tx.OnCommit(func() {
@@ -44,8 +48,112 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 	} else {
 		effects()
 	}
+	l.g.recycle(p)
 	if len(l.g.plan.kill) > 0 {
 		return l.apply(ctx) // services that would not be asked to stop
+	}
+	return nil
+}
+
+// createAhead stores the jobs a huge plan (hugeFragment) creates ahead of the plan, in
+// transactions of createChunk jobs, so that neither the store nor the
+// leader holds a million new records and inputs at once (bbolt keeps
+// every key and value of a transaction until it commits, then writes its
+// pages from a copy). Meta.Creating names the IDs meanwhile; the plan's
+// own transaction clears it, and a leader that finds it set deletes those
+// jobs before it loads (dropUnfinished).
+func (l *Leader) createAhead(ctx context.Context, p *plan) error {
+	if p.alloc.n < hugeFragment {
+		return nil // one transaction is fine, and fewer syncs
+	}
+	type pos struct{ c, i int }
+	next := pos{}
+	for first := true; next.c < len(p.created); first = false {
+		err := l.store.Update(ctx, func(tx jobstore.Tx) error {
+			if first {
+				at, err := tx.AllocIDs(p.alloc.n)
+				if err != nil {
+					return err
+				}
+				if at != p.alloc.first {
+					return fmt.Errorf("%w: the store allocated job IDs from %s where the leader expected %s", jobstore.ErrCorrupt, at, p.alloc.first)
+				}
+				// The mark goes on the store's meta as committed, not
+				// on the leader's, whose changes (a new workflow's
+				// root) are the plan's to record.
+				m, err := tx.Meta()
+				if err != nil {
+					return err
+				}
+				m.Creating = &jobstore.IDRange{First: p.alloc.first, N: uint64(p.alloc.n)}
+				if err := tx.SetMeta(m); err != nil {
+					return err
+				}
+			}
+			at := next
+			for n := 0; n < createChunk && at.c < len(p.created); n++ {
+				c := &p.created[at.c]
+				if err := tx.CreateJob(l.g.record(c.jobs[at.i], &l.rec), c.inputs[at.i]); err != nil {
+					return err
+				}
+				if at.i++; at.i == len(c.jobs) {
+					at = pos{at.c + 1, 0}
+				}
+			}
+			tx.OnCommit(func() {
+				// Written: let the inputs go as the chunks land.
+				for k := next; k != at; {
+					if !p.keepInputs {
+						p.created[k.c].inputs[k.i] = nil
+					}
+					if k.i++; k.i == len(p.created[k.c].jobs) {
+						k = pos{k.c + 1, 0}
+					}
+				}
+				next = at
+				l.stats.Commits++
+			})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// The plan's transaction neither allocates nor creates them again.
+	p.alloc.n, p.created = 0, nil
+	return nil
+}
+
+// createChunk is how many new jobs a transaction of createAhead stores. A
+// variable for the tests.
+var createChunk = 50_000
+
+// dropUnfinished deletes the jobs of a creation a dead leader began
+// (Meta.Creating) and did not finish, a transaction of createChunk at a
+// time, and clears the mark.
+func (l *Leader) dropUnfinished(ctx context.Context, m *jobstore.Meta) error {
+	for m.Creating != nil {
+		r := *m.Creating
+		n := min(r.N, uint64(createChunk))
+		err := l.store.Update(ctx, func(tx jobstore.Tx) error {
+			for id := r.First; id < r.First+JobID(n); id++ {
+				if err := tx.DeleteJob(id); err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+					return err
+				}
+			}
+			left := *m
+			if left.Creating = nil; n < r.N {
+				left.Creating = &jobstore.IDRange{First: r.First + JobID(n), N: r.N - n}
+			}
+			if err := tx.SetMeta(left); err != nil {
+				return err
+			}
+			tx.OnCommit(func() { *m = left })
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("gaffer: deleting the jobs of an unfinished creation: %w", err)
+		}
 	}
 	return nil
 }
@@ -116,7 +224,7 @@ func (l *Leader) applySoon(ctx context.Context) error {
 			return nil // the plan grows until the commit in flight lands
 		}
 	}
-	if p := l.g.plan; !p.writes() && !l.metaDirty || p.alloc.n > bigPlan {
+	if p := l.g.plan; !p.writes() && !l.metaDirty || p.alloc.n > bigPlan || p.alloc.n >= hugeFragment {
 		return l.apply(ctx)
 	}
 	p := l.g.take()
@@ -143,10 +251,12 @@ func (l *Leader) land() error {
 		return nil
 	}
 	err := l.commit.Wait() // runs committed(p)
+	p := l.flying
 	l.commit, l.flying = nil, nil
 	if err != nil {
 		return fmt.Errorf("gaffer: committing job events: %w", err)
 	}
+	l.g.recycle(p)
 	return nil
 }
 
@@ -282,6 +392,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	if p.kinds {
 		m.Kinds = maps.Clone(l.g.perKind)
 	}
+	m.Creating = nil // createAhead's jobs, if any, are the plan's
 	if p.ended && m.Status == jobstore.StatusRunning {
 		switch l.g.outcome {
 		case jobstore.StatusCancelled:

@@ -67,6 +67,17 @@ type nodeSpec struct {
 	categories []string  // concurrency limits it counts against
 	target     string    // the batch system it asked for (RunOn)
 	memRetry   *memRetry // more memory after running out of it
+
+	// frag is the spec as fragments carry it, made by the first collect
+	// of a job with this spec (under graphMu), for its jobs to share.
+	frag *fragSpec
+}
+
+// clone copies s but for frag, which collects write under graphMu while
+// New may be copying the spec.
+func (s *nodeSpec) clone() nodeSpec {
+	return nodeSpec{kind: s.kind, name: s.name, req: s.req, retries: s.retries, checkpoint: s.checkpoint,
+		service: s.service, categories: s.categories, target: s.target, memRetry: s.memRetry}
 }
 
 // nodeLinks is the rarer part of a node.
@@ -120,7 +131,7 @@ var graphMu sync.Mutex
 func newNode(template *node, opts []JobOption) *node {
 	n := &node{tmp: -tmpIDs.Add(1), nodeSpec: template.nodeSpec}
 	if len(opts) > 0 {
-		spec := *n.nodeSpec
+		spec := n.nodeSpec.clone()
 		r := *spec.req
 		r.Accelerators = slices.Clone(r.Accelerators)
 		spec.req = &r

@@ -23,23 +23,25 @@ type fragment struct {
 	Services []int64 `json:"services,omitempty"`
 }
 
+// fragJob is one job of a fragment. A fan-out's fragment holds a million,
+// so what jobs of one type share (made without options) is one fragSpec,
+// and what most lack lives behind Links: 48 bytes a job.
 type fragJob struct {
-	Tmp        int64           `json:"t"`
-	Kind       string          `json:"k"`
-	Input      json.RawMessage `json:"i"`
-	Req        *Requirements   `json:"r,omitempty"` // shared between jobs that ask alike; nil means defaults
-	Retries    int32           `json:"rt"`
-	Checkpoint bool            `json:"cp,omitempty"`
-	Service    bool            `json:"sv,omitempty"`
-	Categories []string        `json:"cat,omitempty"`
-	Target     string          `json:"bt,omitempty"` // RunOn
-	ReqFrom    json.RawMessage `json:"rf,omitempty"` // reqPromises, encoded
-	MemRetry   *memRetry       `json:"mr,omitempty"`
-	// Most jobs of a big fragment are leaves with no name: what they
-	// lack lives behind a pointer, nil for them. (A named field, not an
-	// embedded one: encoding/json cannot fill an embedded pointer to an
-	// unexported type.)
-	Links *fragLinks `json:"l,omitempty"`
+	Tmp       int64
+	Input     json.RawMessage
+	*fragSpec // never nil
+	Links     *fragLinks
+}
+
+type fragSpec struct {
+	Kind       string
+	Req        *Requirements // nil means defaults
+	Retries    int32
+	Checkpoint bool
+	Service    bool
+	Categories []string
+	Target     string // RunOn
+	MemRetry   *memRetry
 }
 
 type fragLinks struct {
@@ -48,8 +50,62 @@ type fragLinks struct {
 	FollowOns []int64 `json:"f,omitempty"`
 	// Services, of a client: all of them, parents before child services.
 	// ParentSvc, of a child service: the service that starts first.
-	Services  []int64 `json:"s,omitempty"`
-	ParentSvc int64   `json:"ps,omitempty"`
+	Services  []int64         `json:"s,omitempty"`
+	ParentSvc int64           `json:"ps,omitempty"`
+	ReqFrom   json.RawMessage `json:"-"` // reqPromises, encoded; on the wire as fragWire.ReqFrom
+}
+
+// fragWire is a fragJob as a worker sends it: flat, one object a job.
+type fragWire struct {
+	Tmp        int64           `json:"t"`
+	Kind       string          `json:"k"`
+	Input      json.RawMessage `json:"i"`
+	Req        *Requirements   `json:"r,omitempty"`
+	Retries    int32           `json:"rt"`
+	Checkpoint bool            `json:"cp,omitempty"`
+	Service    bool            `json:"sv,omitempty"`
+	Categories []string        `json:"cat,omitempty"`
+	Target     string          `json:"bt,omitempty"`
+	ReqFrom    json.RawMessage `json:"rf,omitempty"`
+	MemRetry   *memRetry       `json:"mr,omitempty"`
+	Links      *fragLinks      `json:"l,omitempty"`
+}
+
+func (f fragJob) MarshalJSON() ([]byte, error) {
+	w := fragWire{Tmp: f.Tmp, Input: f.Input, ReqFrom: f.reqFrom(), Links: f.Links}
+	if s := f.fragSpec; s != nil {
+		w.Kind, w.Req, w.Retries, w.Checkpoint, w.Service = s.Kind, s.Req, s.Retries, s.Checkpoint, s.Service
+		w.Categories, w.Target, w.MemRetry = s.Categories, s.Target, s.MemRetry
+	}
+	if w.Links != nil && w.Links.Name == "" && len(w.Links.Children)+len(w.Links.FollowOns)+len(w.Links.Services) == 0 && w.Links.ParentSvc == 0 {
+		w.Links = nil // only ReqFrom, which goes flat
+	}
+	return json.Marshal(w)
+}
+
+func (f *fragJob) UnmarshalJSON(b []byte) error {
+	var w fragWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*f = fragJob{Tmp: w.Tmp, Input: w.Input, Links: w.Links, fragSpec: &fragSpec{
+		Kind: w.Kind, Req: w.Req, Retries: w.Retries, Checkpoint: w.Checkpoint, Service: w.Service,
+		Categories: w.Categories, Target: w.Target, MemRetry: w.MemRetry,
+	}}
+	if len(w.ReqFrom) > 0 {
+		if f.Links == nil {
+			f.Links = &fragLinks{}
+		}
+		f.Links.ReqFrom = w.ReqFrom
+	}
+	return nil
+}
+
+func (f *fragJob) reqFrom() json.RawMessage {
+	if f.Links == nil {
+		return nil
+	}
+	return f.Links.ReqFrom
 }
 
 func (f *fragJob) services() []int64 {
@@ -160,28 +216,33 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 	}
 	for _, n := range order {
 		n.sealed = true
-		fj := fragJob{
-			Tmp: n.tmp, Kind: n.kind, Input: n.input, Req: shareReq(shared, *n.req),
-			Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service, Categories: n.categories, Target: n.target,
-			MemRetry: n.memRetry,
+		if n.nodeSpec.frag == nil {
+			n.nodeSpec.frag = &fragSpec{
+				Kind: n.kind, Req: shareReq(shared, *n.req), Retries: n.retries, Checkpoint: n.checkpoint, Service: n.service,
+				Categories: n.categories, Target: n.target, MemRetry: n.memRetry,
+			}
 		}
+		fj := fragJob{Tmp: n.tmp, Input: n.input, fragSpec: n.nodeSpec.frag}
+		var links fragLinks
 		if n.edges().reqFrom != nil {
 			b, err := json.Marshal(n.edges().reqFrom)
 			if err != nil {
 				return nil, fmt.Errorf("job %s: requirements from promises: %w", n.display(), err)
 			}
-			fj.ReqFrom = b
+			links.ReqFrom = b
 		}
-		var svcs []int64
 		if !n.service {
-			svcs = tmps(serviceTree(n))
+			links.Services = tmps(serviceTree(n))
 		}
-		var psvc int64
 		if n.service && n.edges().svcOwner != nil && n.edges().svcOwner.service {
-			psvc = n.edges().svcOwner.tmp
+			links.ParentSvc = n.edges().svcOwner.tmp
 		}
-		if n.name != "" || len(n.edges().children) > 0 || len(n.edges().followOns) > 0 || len(svcs) > 0 || psvc != 0 {
-			fj.Links = &fragLinks{Name: n.name, Children: tmps(n.edges().children), FollowOns: tmps(n.edges().followOns), Services: svcs, ParentSvc: psvc}
+		links.Name = n.name
+		if e := n.edges(); len(e.children) > 0 || len(e.followOns) > 0 {
+			links.Children, links.FollowOns = tmps(e.children), tmps(e.followOns)
+		}
+		if links.Name != "" || len(links.Children)+len(links.FollowOns)+len(links.Services) > 0 || links.ParentSvc != 0 || links.ReqFrom != nil {
+			fj.Links = &links
 		}
 		f.Jobs = append(f.Jobs, fj)
 	}
@@ -215,21 +276,14 @@ func (f *fragment) validate(parentName string) error {
 	if len(f.Jobs) == 0 && parentName == "" {
 		return &GraphError{Problem: "the graph has no jobs", Jobs: []string{"(none)"}}
 	}
-	idx := make(map[int64]int, len(f.Jobs))
-	for i := range f.Jobs {
-		j := &f.Jobs[i]
-		if j.Tmp >= 0 {
-			return &GraphError{Problem: "job has a non-temporary number", Jobs: []string{j.display()}}
-		}
-		if _, dup := idx[j.Tmp]; dup {
-			return &GraphError{Problem: "job listed twice", Jobs: []string{j.display()}}
-		}
-		idx[j.Tmp] = i
+	idx, err := newPosIndex(f.Jobs)
+	if err != nil {
+		return err
 	}
 	// Node p's graph positions: job i of the fragment is i+1 and the
 	// running job, if any, is 0.
 	n := len(f.Jobs) + 1
-	preds := make([]int, n)
+	preds := make([]int32, n)
 	name := func(p int) string {
 		if p == 0 {
 			return parentName
@@ -242,29 +296,35 @@ func (f *fragment) validate(parentName string) error {
 		}
 		return f.Jobs[p-1].children(), f.Jobs[p-1].followOns()
 	}
-	edges := make([][2][]int, n) // [children, followOns] as positions
+	// The edges as positions, compressed: a fan-out of a million would
+	// otherwise be a million small slices. seenBy marks a successor with
+	// the last job (plus one) that listed it, to catch an edge given twice
+	// without a set per job.
+	edges := &posEdges{off: make([]int32, 0, 2*n+1)}
+	edges.off = append(edges.off, 0)
+	seenBy := make([]int32, n)
 	for p := range n {
-		if p == 0 && parentName == "" {
-			continue
-		}
 		cs, fs := succ(p)
-		seen := map[int64]bool{}
-		for k, list := range [2][]int64{cs, fs} {
+		if p == 0 && parentName == "" {
+			cs, fs = nil, nil
+		}
+		for _, list := range [2][]int64{cs, fs} {
 			for _, t := range list {
-				i, ok := idx[t]
+				i, ok := idx.pos(t)
 				if !ok {
 					return &GraphError{Problem: fmt.Sprintf("successor #%d is not part of the graph", -t), Jobs: []string{name(p)}}
 				}
 				if i+1 == p {
 					return &GraphError{Problem: "a job cannot be its own successor", Jobs: []string{name(p)}}
 				}
-				if seen[t] {
+				if seenBy[i+1] == int32(p)+1 {
 					return &GraphError{Problem: "successor added twice", Jobs: []string{name(p), name(i + 1)}}
 				}
-				seen[t] = true
-				edges[p][k] = append(edges[p][k], i+1)
+				seenBy[i+1] = int32(p) + 1
+				edges.to = append(edges.to, int32(i+1))
 				preds[i+1]++
 			}
+			edges.off = append(edges.off, int32(len(edges.to)))
 		}
 	}
 	if err := f.validateServices(idx, preds, name); err != nil {
@@ -293,7 +353,7 @@ func (f *fragment) validate(parentName string) error {
 	if err := f.checkReqRefs(idx, edges, name); err != nil {
 		return err
 	}
-	if cyc := findCycle(n, edges, parentName != ""); cyc != nil {
+	if cyc := findCycle(n, edges); cyc != nil {
 		names := make([]string, len(cyc))
 		for i, p := range cyc {
 			names[i] = name(p)
@@ -307,7 +367,7 @@ func (f *fragment) validate(parentName string) error {
 // to exactly one client (a job, not a service) and is no one's
 // successor; a child service's parent is an earlier service of the same
 // client; services have no successors; a checkpoint is a leaf.
-func (f *fragment) validateServices(idx map[int64]int, preds []int, name func(int) string) error {
+func (f *fragment) validateServices(idx *posIndex, preds []int32, name func(int) string) error {
 	owner := make(map[int64]int, 0) // service → client position
 	lists := [][]int64{f.Services}
 	for i := range f.Jobs {
@@ -318,7 +378,7 @@ func (f *fragment) validateServices(idx map[int64]int, preds []int, name func(in
 			return &GraphError{Problem: "a service cannot have services", Jobs: []string{name(p)}}
 		}
 		for k, t := range list {
-			i, ok := idx[t]
+			i, ok := idx.pos(t)
 			if !ok {
 				return &GraphError{Problem: fmt.Sprintf("service #%d is not part of the graph", -t), Jobs: []string{name(p)}}
 			}
@@ -356,13 +416,13 @@ func (f *fragment) validateServices(idx map[int64]int, preds []int, name func(in
 	return nil
 }
 
-func checkInputRefs(j *fragJob, idx map[int64]int) error {
+func checkInputRefs(j *fragJob, idx *posIndex) error {
 	if !hasPromises(j.Input) {
 		return nil
 	}
 	_, err := mapPlaceholders(j.Input, func(ph placeholder) ([]byte, error) {
 		if ph.Job < 0 {
-			if _, ok := idx[ph.Job]; !ok {
+			if _, ok := idx.pos(ph.Job); !ok {
 				return nil, &GraphError{Problem: fmt.Sprintf("input promises the result of job #%d, which is not part of the graph", -ph.Job), Jobs: []string{j.display()}}
 			}
 		}
@@ -400,33 +460,104 @@ const (
 	evEnd
 )
 
-// waitGraph is the graph of waits of n jobs with edges (see findCycle):
-// out[e] lists the events that wait for event e.
-func waitGraph(n int, edges [][2][]int) [][]int {
-	ev := func(p, k int) int { return 3*p + k }
-	out := make([][]int, 3*n)
-	for p := range n {
-		out[ev(p, evStart)] = append(out[ev(p, evStart)], ev(p, evMid))
-		out[ev(p, evMid)] = append(out[ev(p, evMid)], ev(p, evEnd))
-		for _, c := range edges[p][0] {
-			out[ev(p, evStart)] = append(out[ev(p, evStart)], ev(c, evStart))
-			out[ev(c, evEnd)] = append(out[ev(c, evEnd)], ev(p, evMid))
+// posIndex finds a fragment's job by temporary number: dense, as
+// newTmpIndex, when the numbers are (jobs made one after another).
+type posIndex struct{ tmpIndex }
+
+// newPosIndex indexes jobs, refusing a number that is not temporary or
+// is listed twice.
+func newPosIndex(jobs []fragJob) (*posIndex, error) {
+	x := &posIndex{}
+	if len(jobs) == 0 {
+		return x, nil
+	}
+	lo, hi := jobs[0].Tmp, jobs[0].Tmp
+	for i := range jobs {
+		if jobs[i].Tmp >= 0 {
+			return nil, &GraphError{Problem: "job has a non-temporary number", Jobs: []string{jobs[i].display()}}
 		}
-		for _, f := range edges[p][1] {
-			out[ev(p, evMid)] = append(out[ev(p, evMid)], ev(f, evStart))
-			out[ev(f, evEnd)] = append(out[ev(f, evEnd)], ev(p, evEnd))
+		lo, hi = min(lo, jobs[i].Tmp), max(hi, jobs[i].Tmp)
+	}
+	if span := hi - lo + 1; span <= 2*int64(len(jobs))+16 {
+		x.lo, x.dense = lo, make([]JobID, span)
+	} else {
+		x.m = make(map[int64]JobID, len(jobs))
+	}
+	for i := range jobs {
+		if _, dup := x.lookup(jobs[i].Tmp); dup {
+			return nil, &GraphError{Problem: "job listed twice", Jobs: []string{jobs[i].display()}}
+		}
+		if x.m != nil {
+			x.m[jobs[i].Tmp] = JobID(i + 1)
+		} else {
+			x.dense[jobs[i].Tmp-lo] = JobID(i + 1)
 		}
 	}
-	return out
+	return x, nil
+}
+
+// pos returns the place in the fragment of the job numbered tmp.
+func (x *posIndex) pos(tmp int64) (int, bool) {
+	p, ok := x.lookup(tmp)
+	return int(p) - 1, ok
+}
+
+// posEdges are a fragment's edges by position: the children of p are
+// to[off[2p]:off[2p+1]], its follow-ons to[off[2p+1]:off[2p+2]].
+type posEdges struct{ off, to []int32 }
+
+func (e *posEdges) children(p int) []int32  { return e.to[e.off[2*p]:e.off[2*p+1]] }
+func (e *posEdges) followOns(p int) []int32 { return e.to[e.off[2*p+1]:e.off[2*p+2]] }
+
+// waits is the graph of waits (see findCycle), compressed: the events
+// that wait for event v are to[off[v]:off[v+1]].
+type waits struct{ off, to []int32 }
+
+func (w *waits) out(v int) []int32 { return w.to[w.off[v]:w.off[v+1]] }
+
+// waitGraph is the graph of waits of n jobs with edges (see findCycle).
+func waitGraph(n int, edges *posEdges) *waits {
+	ev := func(p, k int) int { return 3*p + k }
+	w := &waits{off: make([]int32, 3*n+1)}
+	deg := w.off[1:] // out-degrees first, then the running ends
+	for p := range n {
+		deg[ev(p, evStart)] += 1 + int32(len(edges.children(p)))
+		deg[ev(p, evMid)] += 1 + int32(len(edges.followOns(p)))
+		for _, c := range edges.children(p) {
+			deg[ev(int(c), evEnd)]++
+		}
+		for _, f := range edges.followOns(p) {
+			deg[ev(int(f), evEnd)]++
+		}
+	}
+	for v := 1; v < len(w.off); v++ {
+		w.off[v] += w.off[v-1]
+	}
+	w.to = make([]int32, w.off[len(w.off)-1])
+	next := slices.Clone(w.off[:3*n])
+	add := func(from, to int) { w.to[next[from]] = int32(to); next[from]++ }
+	for p := range n {
+		add(ev(p, evStart), ev(p, evMid))
+		add(ev(p, evMid), ev(p, evEnd))
+		for _, c := range edges.children(p) {
+			add(ev(p, evStart), ev(int(c), evStart))
+			add(ev(int(c), evEnd), ev(p, evMid))
+		}
+		for _, f := range edges.followOns(p) {
+			add(ev(p, evMid), ev(int(f), evStart))
+			add(ev(int(f), evEnd), ev(p, evEnd))
+		}
+	}
+	return w
 }
 
 // runsBefore reports whether job p's body has run whenever job q starts:
 // a path of waits leads from p's start to q's start (every wait out of
 // p's start comes after its body).
-func runsBefore(out [][]int, p, q int) bool {
-	from, to := 3*p+evStart, 3*q+evStart
-	seen := make([]bool, len(out))
-	stack := slices.Clone(out[from])
+func runsBefore(w *waits, p, q int) bool {
+	from, to := int32(3*p+evStart), int32(3*q+evStart)
+	seen := make([]bool, len(w.off)-1)
+	stack := slices.Clone(w.out(int(from)))
 	for len(stack) > 0 {
 		v := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -435,45 +566,47 @@ func runsBefore(out [][]int, p, q int) bool {
 		}
 		if !seen[v] {
 			seen[v] = true
-			stack = append(stack, out[v]...)
+			stack = append(stack, w.out(int(v))...)
 		}
 	}
 	return false
 }
 
-func findCycle(n int, edges [][2][]int, hasParent bool) []int {
-	out := waitGraph(n, edges)
+func findCycle(n int, edges *posEdges) []int {
+	w := waitGraph(n, edges)
 	color := make([]uint8, 3*n) // 0 new, 1 on stack, 2 done
-	parent := make([]int, 3*n)
-	type frame struct{ v, next int }
+	parent := make([]int32, 3*n)
+	type frame struct{ v, next int32 }
+	var stack []frame
 	for s := range 3 * n {
 		if color[s] != 0 {
 			continue
 		}
-		stack := []frame{{s, 0}}
+		stack = append(stack[:0], frame{int32(s), 0})
 		color[s] = 1
 		for len(stack) > 0 {
 			top := &stack[len(stack)-1]
-			if top.next == len(out[top.v]) {
+			out := w.out(int(top.v))
+			if int(top.next) == len(out) {
 				color[top.v] = 2
 				stack = stack[:len(stack)-1]
 				continue
 			}
-			w := out[top.v][top.next]
+			v := out[top.next]
 			top.next++
-			switch color[w] {
+			switch color[v] {
 			case 0:
-				color[w] = 1
-				parent[w] = top.v
-				stack = append(stack, frame{w, 0})
+				color[v] = 1
+				parent[v] = top.v
+				stack = append(stack, frame{v, 0})
 			case 1:
-				// Back edge top.v → w: the cycle is w … top.v.
+				// Back edge top.v → v: the cycle is v … top.v.
 				var jobs []int
-				for v := top.v; ; v = parent[v] {
-					if p := v / 3; len(jobs) == 0 || jobs[len(jobs)-1] != p {
+				for u := top.v; ; u = parent[u] {
+					if p := int(u / 3); len(jobs) == 0 || jobs[len(jobs)-1] != p {
 						jobs = append(jobs, p)
 					}
-					if v == w {
+					if u == v {
 						break
 					}
 				}
@@ -491,19 +624,19 @@ func findCycle(n int, edges [][2][]int, hasParent bool) []int {
 // fragment that may not have run by then is refused, naming both jobs. A
 // promise of a stored job (the running one, or one before it) is taken
 // as it is: it ran before the fragment was made.
-func (f *fragment) checkReqRefs(idx map[int64]int, edges [][2][]int, name func(int) string) error {
-	var out [][]int
+func (f *fragment) checkReqRefs(idx *posIndex, edges *posEdges, name func(int) string) error {
+	var out *waits
 	for i := range f.Jobs {
 		j := &f.Jobs[i]
-		if len(j.ReqFrom) == 0 {
+		if len(j.reqFrom()) == 0 {
 			continue
 		}
 		var bad error
-		_, err := mapPlaceholders(j.ReqFrom, func(ph placeholder) ([]byte, error) {
+		_, err := mapPlaceholders(j.reqFrom(), func(ph placeholder) ([]byte, error) {
 			if ph.Job >= 0 || bad != nil {
 				return []byte("0"), nil
 			}
-			k, ok := idx[ph.Job]
+			k, ok := idx.pos(ph.Job)
 			if !ok {
 				bad = &GraphError{Problem: fmt.Sprintf("requirements promise the result of job #%d, which is not part of the graph", -ph.Job), Jobs: []string{j.display()}}
 				return []byte("0"), nil

@@ -13,8 +13,8 @@ import (
 
 // fj is a fragment job named "jN", numbered -N, with plain input.
 func fj(n int64, children, followOns []int64) fragJob {
-	return fragJob{Tmp: -n, Kind: "test.kind", Input: json.RawMessage(`null`), Retries: -1,
-		Links: &fragLinks{Name: fmt.Sprintf("j%d", n), Children: negs(children), FollowOns: negs(followOns)}}
+	return fragJob{Tmp: -n, Input: json.RawMessage(`null`),
+		Links: &fragLinks{Name: fmt.Sprintf("j%d", n), Children: negs(children), FollowOns: negs(followOns)}, fragSpec: &fragSpec{Kind: "test.kind", Retries: -1}}
 }
 
 // negs turns job numbers into temporary numbers.
@@ -112,7 +112,7 @@ func TestValidateFirstGraph(t *testing.T) {
 			jobs:    []fragJob{fj(1, nums(3), nums(2)), fj(2, nums(3), nil), fj(3, nil, nil)},
 			problem: "cycle", names: []string{jn(1), jn(2), jn(3)}},
 		{name: "job number not temporary",
-			jobs:    []fragJob{{Tmp: 4, Kind: "k", Input: json.RawMessage(`1`)}},
+			jobs:    []fragJob{{Tmp: 4, Input: json.RawMessage(`1`), fragSpec: &fragSpec{Kind: "k"}}},
 			problem: "non-temporary"},
 		{name: "job listed twice",
 			jobs:    []fragJob{fj(1, nums(2), nil), fj(2, nil, nil), fj(2, nil, nil)},
@@ -223,7 +223,7 @@ func TestValidateLargeFanOut(t *testing.T) {
 	in.WriteByte('[')
 	children := make([]int64, n)
 	for i := range n {
-		jobs = append(jobs, fragJob{Tmp: int64(-1 - i), Kind: "leaf", Input: json.RawMessage(`1`), Retries: -1})
+		jobs = append(jobs, fragJob{Tmp: int64(-1 - i), Input: json.RawMessage(`1`), fragSpec: &fragSpec{Kind: "leaf", Retries: -1}})
 		children[i] = int64(-1 - i)
 		if i > 0 {
 			in.WriteByte(',')
@@ -231,20 +231,20 @@ func TestValidateLargeFanOut(t *testing.T) {
 		in.Write(placeholderJSON(placeholder{Job: int64(-1 - i)}))
 	}
 	in.WriteByte(']')
-	sum := fragJob{Tmp: -n - 1, Kind: "sum", Input: json.RawMessage(in.String()), Retries: -1}
+	sum := fragJob{Tmp: -n - 1, Input: json.RawMessage(in.String()), fragSpec: &fragSpec{Kind: "sum", Retries: -1}}
 	f := &fragment{Jobs: append(jobs, sum), Children: children, FollowOns: []int64{-n - 1}}
 	require.NoError(t, f.validate("root (j1)"))
 
 	// As a first graph: a root with the leaves as children and the sum as
 	// follow-on.
-	root := fragJob{Tmp: -n - 2, Kind: "root", Input: json.RawMessage(`0`), Retries: -1, Links: &fragLinks{Children: children, FollowOns: []int64{-n - 1}}}
+	root := fragJob{Tmp: -n - 2, Input: json.RawMessage(`0`), fragSpec: &fragSpec{Kind: "root", Retries: -1}, Links: &fragLinks{Children: children, FollowOns: []int64{-n - 1}}}
 	first := &fragment{Jobs: append([]fragJob{root}, f.Jobs...)}
 	require.NoError(t, first.validate(""))
 
 	// A long chain is fine too (no recursion to overflow).
 	chain := make([]fragJob, n)
 	for i := range n {
-		chain[i] = fragJob{Tmp: int64(-1 - i), Kind: "link", Input: json.RawMessage(`0`)}
+		chain[i] = fragJob{Tmp: int64(-1 - i), Input: json.RawMessage(`0`), fragSpec: &fragSpec{Kind: "link"}}
 		if i+1 < n {
 			chain[i].Links = &fragLinks{Children: []int64{int64(-2 - i)}}
 		}
@@ -255,20 +255,34 @@ func TestValidateLargeFanOut(t *testing.T) {
 	requireGraphError(t, (&fragment{Jobs: chain}).validate(""), "cycle", "link (new #2)", fmt.Sprintf("link (new #%d)", n))
 }
 
+// posEdgesOf compresses edges given as [children, follow-ons] by position.
+func posEdgesOf(edges [][2][]int) *posEdges {
+	e := &posEdges{off: []int32{0}}
+	for _, cf := range edges {
+		for _, list := range cf {
+			for _, s := range list {
+				e.to = append(e.to, int32(s))
+			}
+			e.off = append(e.off, int32(len(e.to)))
+		}
+	}
+	return e
+}
+
 func TestFindCycle(t *testing.T) {
 	type e = [2][]int
 	// no edges
-	require.Nil(t, findCycle(3, make([][2][]int, 3), false))
+	require.Nil(t, findCycle(3, posEdgesOf(make([][2][]int, 3))))
 	// 0 -c-> 1 -c-> 2, 0 -f-> 3
-	require.Nil(t, findCycle(4, []e{{{1}, {3}}, {{2}, nil}, {nil, nil}, {nil, nil}}, false))
+	require.Nil(t, findCycle(4, posEdgesOf([]e{{{1}, {3}}, {{2}, nil}, {nil, nil}, {nil, nil}})))
 	// 0 -c-> 1 -c-> 0
-	cyc := findCycle(2, []e{{{1}, nil}, {{0}, nil}}, false)
+	cyc := findCycle(2, posEdgesOf([]e{{{1}, nil}, {{0}, nil}}))
 	require.ElementsMatch(t, []int{0, 1}, dedupe(cyc))
 	// 1 -f-> 2 -f-> 1, under 0
-	cyc = findCycle(3, []e{{nil, {1}}, {nil, {2}}, {nil, {1}}}, true)
+	cyc = findCycle(3, posEdgesOf([]e{{nil, {1}}, {nil, {2}}, {nil, {1}}}))
 	require.ElementsMatch(t, []int{1, 2}, dedupe(cyc))
 	// 0 -c-> 1, 0 -f-> 2, 2 -c-> 1: only through waits.
-	cyc = findCycle(3, []e{{{1}, {2}}, {nil, nil}, {{1}, nil}}, false)
+	cyc = findCycle(3, posEdgesOf([]e{{{1}, {2}}, {nil, nil}, {{1}, nil}}))
 	require.ElementsMatch(t, []int{0, 1, 2}, dedupe(cyc))
 	// The cycle is reported as a path of jobs, each next to the next.
 	for i := 1; i < len(cyc); i++ {
@@ -287,4 +301,23 @@ func dedupe(xs []int) []int {
 func TestValidateEmptyFirstGraph(t *testing.T) {
 	err := (&fragment{}).validate("")
 	require.ErrorIs(t, err, ErrInvalidGraph)
+}
+
+// A fragment job goes over the wire as one flat object, as it always
+// has (a worker's result may be read by a later build of the leader), and
+// comes back with the same spec, links and promised requirements.
+func TestFragJobWire(t *testing.T) {
+	spec := &fragSpec{Kind: "k", Req: &Requirements{Cores: 2}, Retries: 3, Checkpoint: true, Categories: []string{"db"}, Target: "big", MemRetry: &memRetry{Factor: 2}}
+	jobs := []fragJob{
+		{Tmp: -1, Input: json.RawMessage(`1`), fragSpec: spec},
+		{Tmp: -2, Input: json.RawMessage(`2`), fragSpec: spec, Links: &fragLinks{ReqFrom: json.RawMessage(`{"cores":3}`)}},
+		{Tmp: -3, Input: json.RawMessage(`3`), fragSpec: &fragSpec{Kind: "s", Service: true}, Links: &fragLinks{Name: "n", Children: []int64{-1}, ReqFrom: json.RawMessage(`{"disk":1}`)}},
+	}
+	b, err := json.Marshal(fragment{Jobs: jobs})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `{"t":-2,"k":"k","i":2,"r":{"cores":2},"rt":3,"cp":true,"cat":["db"],"bt":"big","rf":{"cores":3},"mr":{"f":2}}`)
+	require.Contains(t, string(b), `"rf":{"disk":1},"l":{"n":"n","c":[-1]}`)
+	var back fragment
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, jobs, back.Jobs)
 }

@@ -262,6 +262,9 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	if err := l.sameWorkflow(m, root, rootInput); err != nil {
 		return err
 	}
+	if err := l.dropUnfinished(ctx, &m); err != nil {
+		return err
+	}
 	if m.Status == jobstore.StatusRunning || m.Status == jobstore.StatusFailed {
 		if err := knownKinds(m.Kinds); err != nil {
 			return err
@@ -279,6 +282,7 @@ func (l *Leader) open(ctx context.Context, root Node) error {
 	m.WorkDir = l.cfg.WorkDir
 	g.epoch, g.nextID, g.root = m.Epoch, m.NextID, m.Root
 	g.defaultMemory = l.cfg.DefaultRequirements.Memory
+	g.notes = l.cfg.Provisioner != nil || l.cfg.Metrics != nil
 	l.g, l.meta, l.metaDirty = g, m, true
 	l.lastRescue = time.Now()
 	if m.Status != jobstore.StatusNew {

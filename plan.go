@@ -166,6 +166,37 @@ func newPlan() *plan { return &plan{dirty: map[JobID]*ljob{}} }
 // take returns the plan made so far and starts a new one.
 func (g *graph) take() *plan {
 	p := g.plan
-	g.plan = &plan{dirty: make(map[JobID]*ljob, len(p.dirty))}
+	if g.spare != nil {
+		g.plan, g.spare = g.spare, nil
+	} else {
+		g.plan = &plan{dirty: make(map[JobID]*ljob, len(p.dirty))}
+	}
 	return p
+}
+
+// recycle takes back a plan the leader has applied, for take to hand out
+// again: a plan's lists grow to the size of a turn of the loop, and
+// growing new ones every turn was a quarter of a fan-out's allocations.
+// Nothing may hold p or its lists afterwards.
+func (g *graph) recycle(p *plan) {
+	if p == nil || p == g.plan {
+		return
+	}
+	for _, c := range p.created {
+		clear(c.inputs) // the slabs stay the graph's; the inputs go
+	}
+	clear(p.created)
+	clear(p.results)
+	clear(p.attempts)
+	clear(p.dirty)
+	clear(p.kill)
+	clear(p.stop)
+	clear(p.forget)
+	clear(p.issued)
+	clear(p.done)
+	*p = plan{
+		created: p.created[:0], results: p.results[:0], dirty: p.dirty, deleted: p.deleted[:0], dropped: p.dropped[:0],
+		attempts: p.attempts[:0], kill: p.kill[:0], stop: p.stop[:0], forget: p.forget[:0], issued: p.issued[:0], done: p.done[:0],
+	}
+	g.spare = p
 }

@@ -40,7 +40,12 @@ type graph struct {
 	missing    map[issueKey]int // rescue checks each issued job was missing for
 	routes     routeTable       // the batch systems jobs are routed to (state_route.go)
 
-	plan *plan
+	plan  *plan
+	spare *plan // an applied plan, for take to reuse (recycle)
+	// notes: record issuedNote and doneNote in plans, for the scaler's
+	// workload and Config.Metrics; the leader turns it off when neither
+	// reads them.
+	notes bool
 
 	// outcome is the workflow's: StatusRunning until the root's subtree
 	// settles.
@@ -64,7 +69,7 @@ type graph struct {
 	// count the holds on a job's result, reads lists what a job holds.
 	held  []uint64
 	more  map[JobID]int32
-	reads map[JobID][]JobID
+	reads map[JobID]jobstore.IDList
 
 	retryCount    int
 	defaultMemory int64 // Config.DefaultRequirements.Memory, for MoreMemoryOnRetry
@@ -78,7 +83,7 @@ func newGraph(retryCount int, backoff time.Duration, factor float64) *graph {
 	return &graph{
 		kinds: map[string]string{}, perKind: map[string]int{}, reqs: map[reqKey]*Requirements{},
 		issued: map[issueKey]issuedAttempt{}, missing: map[issueKey]int{}, plan: newPlan(), routes: newRouteTable(),
-		outcome: jobstore.StatusRunning, nextID: 1,
+		outcome: jobstore.StatusRunning, nextID: 1, notes: true,
 		retryCount: retryCount, backoff0: backoff, factor: factor, maxBackoff: time.Hour, now: time.Now,
 	}
 }

@@ -24,7 +24,7 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	promised := make([]bool, len(f.Jobs))
 	reqFrom := map[int]string{} // few jobs have requirements from promises
 	for i := range f.Jobs {
-		if rf := f.Jobs[i].ReqFrom; len(rf) > 0 {
+		if rf := f.Jobs[i].reqFrom(); len(rf) > 0 {
 			b, err := rewriteTemps(rf, ids)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%w: job %s: requirements: %w", ErrBadInput, f.Jobs[i].display(), err)
@@ -144,8 +144,9 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 const ingestSlab = 256
 
 // hugeFragment is the size of fragment above which ingest collects
-// garbage first.
-const hugeFragment = 100_000
+// garbage first and the leader stores the new jobs ahead of the plan
+// (createAhead). A variable for the tests.
+var hugeFragment = 250_000
 
 // addPred records a predecessor, taking the first one's storage from
 // the slabs, k being the job's place in its fragment.

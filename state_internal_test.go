@@ -120,7 +120,7 @@ func defaultGraph(t *testing.T) *graph {
 var testEpoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func testJob(kind string) fragJob {
-	return fragJob{Kind: kind, Input: json.RawMessage("null"), Retries: -1, Req: &Requirements{Cores: 0.1}}
+	return fragJob{Input: json.RawMessage("null"), fragSpec: &fragSpec{Kind: kind, Retries: -1, Req: &Requirements{Cores: 0.1}}}
 }
 
 // newSched makes a fresh workflow rooted at job 1 from spec, whose IDs

@@ -2,6 +2,7 @@ package gaffer
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -138,7 +139,9 @@ func (g *graph) track(j *ljob, id batchsystem.ID) {
 	if j.svc() != nil {
 		g.issuedSvcs++
 	}
-	g.plan.issued = append(g.plan.issued, issuedNote{bs: id, route: j.route, kind: j.kind, req: *j.req, job: j.id, n: j.tries + 1, cats: j.extra().categories, at: at})
+	if g.notes {
+		g.plan.issued = append(g.plan.issued, issuedNote{bs: id, route: j.route, kind: j.kind, req: *j.req, job: j.id, n: j.tries + 1, cats: j.extra().categories, at: at})
+	}
 }
 
 // untrack forgets an issued attempt that ended or is killed: wall is its
@@ -156,7 +159,9 @@ func (g *graph) untrack(j *ljob, wall time.Duration, ok bool) {
 		g.issuedSvcs--
 	}
 	j.where, j.bsID = nowhere, 0
-	g.plan.done = append(g.plan.done, doneNote{bs: k.id, route: k.route, wall: wall, ok: ok})
+	if g.notes {
+		g.plan.done = append(g.plan.done, doneNote{bs: k.id, route: k.route, wall: wall, ok: ok})
+	}
 	g.unreserve(j)
 }
 
@@ -338,6 +343,13 @@ func (g *graph) succeed(j *ljob, out *outcome) string {
 		var err error
 		if _, value, err = g.ingest(f, j, value); err != nil {
 			return fail(err.Error())
+		}
+		if len(f.Jobs) >= hugeFragment {
+			// The fragment and the inputs ingest rewrote are garbage
+			// now, as big as what the commit is about to build: collect
+			// them first, so that the heap does not grow to twice both.
+			f = nil
+			runtime.GC()
 		}
 	} else if hasPromises(value) {
 		var err error

@@ -50,9 +50,14 @@ func (g *graph) noteReadsOf(j *ljob, input []byte, rf string, liveOnly bool) {
 		g.addHold(id)
 	}
 	if g.reads == nil {
-		g.reads = map[JobID][]JobID{}
+		g.reads = map[JobID]jobstore.IDList{}
 	}
-	g.reads[j.id] = slices.Clip(ids)
+	// As runs of IDs: a fan-in reads a fan-out's consecutive million.
+	var list jobstore.IDList
+	for _, id := range ids {
+		list = list.Append(id)
+	}
+	g.reads[j.id] = slices.Clip(list)
 }
 
 // holdForever keeps the results promised in value, a result that
@@ -80,7 +85,7 @@ func (g *graph) doneReading(j *ljob) {
 		return
 	}
 	delete(g.reads, j.id)
-	for _, id := range ids {
+	for id := range ids.All() {
 		if g.dropHold(id) && id != g.root {
 			g.plan.dropped = append(g.plan.dropped, id)
 		}

@@ -297,6 +297,7 @@ type boltTx struct {
 	scratch  []byte       // reused by encodeValue
 	async    *Commit      // set for UpdateAsync: OnCommit goes to it
 	arena    []byte       // values and keys handed to bbolt, which keeps them until the commit
+	lastJob  []byte       // the highest job key stored or created, once CreateJob has looked
 }
 
 // keep copies b into the transaction's arena. bbolt holds every key and
@@ -408,8 +409,20 @@ func (t *boltTx) CreateJob(j *Job, input []byte) error {
 	}
 	jobs := t.tx.Bucket(bucketJobs)
 	k := key(j.ID)
-	if jobs.Get(k) != nil {
+	// New jobs take new IDs, above every stored one: past the highest
+	// key, the check for an existing job needs no search of the tree.
+	if t.lastJob == nil {
+		t.lastJob, _ = jobs.Cursor().Last()
+		t.lastJob = bytes.Clone(t.lastJob)
+		if t.lastJob == nil {
+			t.lastJob = []byte{}
+		}
+	}
+	if bytes.Compare(k, t.lastJob) <= 0 && jobs.Get(k) != nil {
 		return fmt.Errorf("%w: job %s", ErrExists, j.ID)
+	}
+	if bytes.Compare(k, t.lastJob) > 0 {
+		t.lastJob = k
 	}
 	v, err := encodeValue(j, input, &t.scratch)
 	if err != nil {

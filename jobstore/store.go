@@ -72,6 +72,12 @@ type Meta struct {
 	// and checks, when it allocates them in a transaction, that the
 	// store agrees.
 	NextID JobID `json:"-"`
+	// Creating, when set, names jobs a leader is storing in several
+	// transactions (a fan-out of a million) ahead of the one that
+	// records their creator's success, which clears it. A leader that
+	// finds it set at start deletes those jobs: their creator's success
+	// was never recorded, so it runs again and makes them anew.
+	Creating *IDRange `json:"creating,omitempty"`
 }
 
 // ReadTx reads a store.
