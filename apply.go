@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 	"time"
 
 	"github.com/gafferhq/gaffer/jobstore"
@@ -49,6 +50,11 @@ func (l *Leader) apply(ctx context.Context, after ...func()) error {
 		effects()
 	}
 	l.g.recycle(p)
+	if l.g.finished() {
+		if err := l.drainDrops(ctx); err != nil {
+			return err
+		}
+	}
 	if len(l.g.plan.kill) > 0 {
 		return l.apply(ctx) // services that would not be asked to stop
 	}
@@ -93,20 +99,32 @@ func (l *Leader) createAhead(ctx context.Context, p *plan) error {
 			at := next
 			for n := 0; n < createChunk && at.c < len(p.created); n++ {
 				c := &p.created[at.c]
-				if err := tx.CreateJob(l.g.record(c.jobs[at.i], &l.rec), c.inputs[at.i]); err != nil {
+				if len(c.inputs[at.i]) > bigValue {
+					// A fan-in's input: the record and bbolt's pages
+					// copy it whole, and a heap left fragmented by the
+					// chunks before would map those copies anew. Give
+					// the free memory back first.
+					debug.FreeOSMemory()
+				}
+				if err := tx.CreateJob(l.g.record(&c.jobs[at.i], &l.rec), c.inputs[at.i]); err != nil {
 					return err
+				}
+				if !p.keepInputs {
+					// The store has it now (a failed commit ends the run);
+					// a fan-in's megabytes need not wait for the commit.
+					c.inputs[at.i] = nil
 				}
 				if at.i++; at.i == len(c.jobs) {
 					at = pos{at.c + 1, 0}
 				}
 			}
 			tx.OnCommit(func() {
-				// Written: let the inputs go as the chunks land.
+				// Written: let the slabs' input lists go as the chunks land.
 				for k := next; k != at; {
-					if !p.keepInputs {
-						p.created[k.c].inputs[k.i] = nil
-					}
 					if k.i++; k.i == len(p.created[k.c].jobs) {
+						if !p.keepInputs {
+							p.created[k.c].inputs = nil
+						}
 						k = pos{k.c + 1, 0}
 					}
 				}
@@ -121,8 +139,16 @@ func (l *Leader) createAhead(ctx context.Context, p *plan) error {
 	}
 	// The plan's transaction neither allocates nor creates them again.
 	p.alloc.n, p.created = 0, nil
+	// What ingesting and storing them took (the fragment, the inputs,
+	// bbolt's copies) is garbage now, in size classes the run will not
+	// use: give it back rather than keep it mapped for the whole run.
+	debug.FreeOSMemory()
 	return nil
 }
+
+// bigValue is the size of input above which createAhead gives free memory
+// back to the system before storing it.
+const bigValue = 8 << 20
 
 // createChunk is how many new jobs a transaction of createAhead stores. A
 // variable for the tests.
@@ -153,6 +179,36 @@ func (l *Leader) dropUnfinished(ctx context.Context, m *jobstore.Meta) error {
 		})
 		if err != nil {
 			return fmt.Errorf("gaffer: deleting the jobs of an unfinished creation: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteLater deletes up to n of the results in dropLater in tx.
+func (l *Leader) deleteLater(tx jobstore.Tx, n int) error {
+	for n > 0 && len(l.dropLater) > 0 {
+		r := &l.dropLater[0]
+		k := min(uint64(n), r.N)
+		for id := r.First; id < r.First+JobID(k); id++ {
+			if err := tx.DeleteResult(id); err != nil {
+				return err
+			}
+		}
+		n -= int(k)
+		// Taken from the list only once the transaction is made: if it
+		// fails, the run ends anyway.
+		if r.First, r.N = r.First+JobID(k), r.N-k; r.N == 0 {
+			l.dropLater = l.dropLater[1:]
+		}
+	}
+	return nil
+}
+
+// drainDrops deletes what is left in dropLater, at the workflow's end.
+func (l *Leader) drainDrops(ctx context.Context) error {
+	for len(l.dropLater) > 0 {
+		if err := l.store.Update(ctx, func(tx jobstore.Tx) error { return l.deleteLater(tx, createChunk) }); err != nil {
+			return fmt.Errorf("gaffer: deleting results nothing reads: %w", err)
 		}
 	}
 	return nil
@@ -291,6 +347,30 @@ func (t *pendingTx) Input(id JobID) ([]byte, error) {
 	return t.ReadTx.Input(id)
 }
 
+func (t *pendingTx) InputView(id JobID) ([]byte, error) {
+	for _, p := range t.plans {
+		if in, ok := p.input(id); ok {
+			if len(in) == 0 {
+				return nil, fmt.Errorf("%w: input of job %s", jobstore.ErrNotFound, id)
+			}
+			return in, nil
+		}
+	}
+	if v, ok := t.ReadTx.(jobstore.Viewer); ok {
+		return v.InputView(id)
+	}
+	return t.ReadTx.Input(id)
+}
+
+func (t *pendingTx) ResultView(id JobID) ([]byte, error) {
+	for _, p := range t.plans {
+		if v, ok := p.result(id); ok {
+			return v, nil
+		}
+	}
+	return resultView(t.ReadTx, id)
+}
+
 func (t *pendingTx) Result(id JobID) ([]byte, error) {
 	for _, p := range t.plans {
 		if v, ok := p.result(id); ok {
@@ -351,7 +431,7 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 	}
 	for _, c := range p.created {
 		for i := range c.jobs {
-			if err := tx.CreateJob(l.g.record(c.jobs[i], &l.rec), c.inputs[i]); err != nil {
+			if err := tx.CreateJob(l.g.record(&c.jobs[i], &l.rec), c.inputs[i]); err != nil {
 				return err
 			}
 			if !p.keepInputs {
@@ -379,10 +459,24 @@ func (l *Leader) write(tx jobstore.Tx, p *plan, m *jobstore.Meta) error {
 			return err
 		}
 	}
-	for _, id := range p.dropped {
+	drop := p.dropped
+	if len(drop) > createChunk {
+		// A fan-in's million: deleted in later transactions, so that
+		// this one does not hold a million of bbolt's nodes. A leader that
+		// dies first leaves them, as it leaves the results of jobs that
+		// finished before a restart (state_results.go).
+		for _, id := range drop[createChunk:] {
+			l.dropLater = l.dropLater.Append(id)
+		}
+		drop = drop[:createChunk]
+	}
+	for _, id := range drop {
 		if err := tx.DeleteResult(id); err != nil {
 			return err
 		}
+	}
+	if err := l.deleteLater(tx, createChunk-len(drop)); err != nil {
+		return err
 	}
 	for _, j := range p.dirty {
 		if err := tx.UpdateJob(l.g.record(j, &l.rec)); err != nil {

@@ -126,3 +126,36 @@ func TestCreateAheadCutOff(t *testing.T) {
 		return nil
 	}))
 }
+
+// A fan-in with more readers than a transaction deletes: the results it
+// read are deleted all the same, in later transactions, and the store
+// ends holding only the root's and the one it forwards to.
+func TestManyDroppedResultsDeletedLater(t *testing.T) {
+	defer func(c int) { createChunk = c }(createChunk)
+	createChunk = 30
+	const n = 200
+	path := filepath.Join(t.TempDir(), "wf.db")
+	bs, err := local.New(local.Options{Cores: 2, Memory: 1 << 30, Disk: 1 << 30})
+	require.NoError(t, err)
+	defer bs.Shutdown(context.Background())
+	l, err := NewLeader(Config{Store: path, BatchSystem: bs,
+		DefaultRequirements: Requirements{Cores: 0.1, Memory: 1 << 20, Disk: 1 << 20}})
+	require.NoError(t, err)
+	sum, err := Run(context.Background(), l, aheadRoot.New(n))
+	require.NoError(t, err)
+	require.Equal(t, n*(n-1)/2, sum)
+	require.NoError(t, l.Close())
+	b, err := jobstore.OpenBolt(path, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.View(context.Background(), func(tx jobstore.ReadTx) error {
+		var kept []string
+		for id := JobID(1); id < JobID(n+3); id++ {
+			if _, err := tx.Result(id); err == nil {
+				kept = append(kept, id.String())
+			}
+		}
+		require.Len(t, kept, 2, "the root's and the sum's it forwards to: %v", kept)
+		return nil
+	}))
+}

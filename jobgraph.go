@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 
 	"github.com/gafferhq/gaffer/jobstore"
@@ -195,6 +196,13 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		for i := len(n.edges().children) - 1; i >= 0; i-- {
 			stack = append(stack, n.edges().children[i])
 		}
+	}
+	if len(order) >= hugeFragment {
+		// The body that made them has returned: what it kept to build
+		// them (its handles, promises, lists) is garbage as big as the
+		// fragment about to be built. Collect it first, so that the heap
+		// does not grow to twice both.
+		debug.FreeOSMemory()
 	}
 	f := &fragment{Jobs: make([]fragJob, 0, len(order))}
 	shared := map[reqKey]*Requirements{}

@@ -77,6 +77,11 @@ type Leader struct {
 	pipeline bool
 	commit   *jobstore.Commit
 	flying   *plan
+
+	// dropLater holds results nothing reads any more that a plan had too
+	// many of to delete in its own transaction (a fan-in's million);
+	// later transactions delete them, createChunk at a time.
+	dropLater jobstore.IDList
 }
 
 // NewLeader opens (or creates) the store and prepares a leader. It fails
@@ -524,12 +529,15 @@ func (l *Leader) issueReady(ctx context.Context, issueCap int) error {
 		err := l.store.View(ctx, func(tx jobstore.ReadTx) error {
 			tx = l.pending(tx) // what is not committed yet
 			for i, j := range batch {
-				in, err := tx.Input(j.id)
-				if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
-					return err
-				}
-				if j.inputPromises {
-					if in, err = resolve(tx, in, 0, l.g.finishedJob); errors.Is(err, jobstore.ErrCorrupt) {
+				var in []byte
+				var err error
+				if !j.inputPromises {
+					in, err = tx.Input(j.id)
+					if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+						return err
+					}
+				} else {
+					if in, err = resolveInput(tx, j.id, l.g.finishedJob); errors.Is(err, jobstore.ErrCorrupt) {
 						return err // the store is damaged, not the job
 					}
 					if err != nil {

@@ -84,7 +84,7 @@ func (p *plan) input(id JobID) ([]byte, bool) {
 	if len(c.jobs) == 0 {
 		return nil, false
 	}
-	if i := int(id - c.jobs[0].id); i < len(c.jobs) && c.jobs[i].id == id {
+	if i := int(id - c.jobs[0].id); i < len(c.jobs) && c.jobs[i].id == id && i < len(c.inputs) {
 		return c.inputs[i], true
 	}
 	return nil, false
@@ -114,7 +114,7 @@ type idRange struct {
 
 // created are the jobs of one fragment, with their inputs by position.
 type created struct {
-	jobs   []*ljob
+	jobs   []ljob // a slab of the graph's records
 	inputs [][]byte
 }
 

@@ -438,7 +438,7 @@ func resolve(tx jobstore.ReadTx, b []byte, depth int, finished func(JobID) bool)
 		if ph.Job <= 0 {
 			return nil, fmt.Errorf("%w: promise of unsaved job #%d", ErrUnfulfilledPromise, -ph.Job)
 		}
-		v, err := tx.Result(JobID(ph.Job))
+		v, err := resultView(tx, JobID(ph.Job)) // copied into the output
 		if errors.Is(err, jobstore.ErrNotFound) && finished != nil && finished(JobID(ph.Job)) {
 			return nil, fmt.Errorf("%w: the result of job %s, which has finished, is missing", jobstore.ErrCorrupt, JobID(ph.Job))
 		}
@@ -456,4 +456,39 @@ func resolve(tx jobstore.ReadTx, b []byte, depth int, finished func(JobID) bool)
 		}
 		return v, nil
 	})
+}
+
+// resultView reads a result through tx's Viewer, if it has one: resolve
+// copies what it reads into its output, so a fan-in's million results
+// need not be copied twice.
+func resultView(tx jobstore.ReadTx, id JobID) ([]byte, error) {
+	if v, ok := tx.(jobstore.Viewer); ok {
+		return v.ResultView(id)
+	}
+	return tx.Result(id)
+}
+
+// resolveInput reads job id's input and resolves its promises. Through
+// a Viewer, the stored input is read in place: resolving makes a new one.
+func resolveInput(tx jobstore.ReadTx, id JobID, finished func(JobID) bool) ([]byte, error) {
+	v, ok := tx.(jobstore.Viewer)
+	if !ok {
+		in, err := tx.Input(id)
+		if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+			return nil, err
+		}
+		return resolve(tx, in, 0, finished)
+	}
+	in, err := v.InputView(id)
+	if errors.Is(err, jobstore.ErrNotFound) {
+		return nil, nil // as an input without promises would be
+	}
+	if err != nil {
+		return nil, err
+	}
+	out, err := resolve(tx, in, 0, finished)
+	if err == nil && len(out) > 0 && &out[0] == &in[0] {
+		out = bytes.Clone(out) // nothing was resolved: it is the view
+	}
+	return out, err
 }

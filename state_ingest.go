@@ -3,7 +3,7 @@ package gaffer
 import (
 	"fmt"
 	"github.com/gafferhq/gaffer/jobstore"
-	"runtime"
+	"runtime/debug"
 	"strings"
 )
 
@@ -20,7 +20,21 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	}
 	first := g.nextID
 	ids := newTmpIndex(f.Jobs, first)
-	inputs := make([][]byte, len(f.Jobs))
+	// Records, inputs and the usual single predecessor of each come in
+	// slabs of ingestSlab jobs, rather than two allocations per job or
+	// arrays as long as the fragment: a slab is let go once its jobs are
+	// written (inputs) or done (records), so a fan-out gives memory back
+	// as it runs.
+	nslabs := (len(f.Jobs) + ingestSlab - 1) / ingestSlab
+	slabs := make([][]ljob, nslabs)
+	inputSlabs := make([][][]byte, nslabs)
+	predSlab := make([][]JobID, nslabs)
+	for s := range nslabs {
+		n := min(ingestSlab, len(f.Jobs)-s*ingestSlab)
+		inputSlabs[s] = make([][]byte, n)
+	}
+	input := func(i int) *[]byte { return &inputSlabs[i/ingestSlab][i%ingestSlab] }
+	job := func(i int) *ljob { return &slabs[i/ingestSlab][i%ingestSlab] }
 	promised := make([]bool, len(f.Jobs))
 	reqFrom := map[int]string{} // few jobs have requirements from promises
 	for i := range f.Jobs {
@@ -38,8 +52,9 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 				return nil, nil, fmt.Errorf("%w: job %s: %w", ErrBadInput, f.Jobs[i].display(), err)
 			}
 			promised[i] = true
+			f.Jobs[i].Input = nil // rewritten: a fan-in's megabytes need not be held twice
 		}
-		inputs[i] = in
+		*input(i) = in
 	}
 	if hasPromises(result) {
 		var err error
@@ -51,7 +66,7 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 		// The running job's own garbage (its job handles) may be as big
 		// as what we are about to build; collect it now, so that the
 		// heap does not grow to twice both.
-		runtime.GC()
+		debug.FreeOSMemory()
 	}
 	g.nextID += JobID(len(f.Jobs))
 	if g.plan.alloc.n == 0 {
@@ -59,46 +74,38 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 	}
 	g.plan.alloc.n += len(f.Jobs)
 
-	// The records come in slabs of ingestSlab, and the usual single
-	// predecessor of each from one more, rather than two allocations per
-	// job; a slab is let go once all of its jobs are done, so a fan-out
-	// gives memory back as it runs.
-	slab := make([]*ljob, len(f.Jobs))
-	predSlab := make([][]JobID, 0, len(f.Jobs)/ingestSlab+1)
-	for i := 0; i < len(f.Jobs); i += ingestSlab {
-		s := make([]ljob, min(ingestSlab, len(f.Jobs)-i))
-		for k := range s {
-			slab[i+k] = &s[k]
-		}
-		predSlab = append(predSlab, make([]JobID, len(s)))
+	for s := range nslabs {
+		slabs[s] = make([]ljob, len(inputSlabs[s]))
+		predSlab[s] = make([]JobID, len(inputSlabs[s]))
 	}
 	for i := range f.Jobs {
 		fj := &f.Jobs[i]
-		*slab[i] = ljob{
+		j := job(i)
+		*j = ljob{
 			id: first + JobID(i), kind: g.intern(fj.Kind), state: jobstore.StatePending,
 			req: g.shareReq(derefReq(fj.Req)), retries: fj.Retries, checkpoint: fj.Checkpoint,
 			inputPromises: promised[i],
 		}
 		if n := fj.name(); n != "" {
-			slab[i].ext().name = n
+			j.ext().name = n
 		}
 		if len(fj.Categories) > 0 {
-			slab[i].ext().categories = g.intern(strings.Join(fj.Categories, "\x00"))
+			j.ext().categories = g.intern(strings.Join(fj.Categories, "\x00"))
 		}
 		if fj.Target != "" {
-			slab[i].ext().target = g.intern(fj.Target)
+			j.ext().target = g.intern(fj.Target)
 		}
 		if rf, ok := reqFrom[i]; ok {
-			slab[i].ext().reqFrom = rf
+			j.ext().reqFrom = rf
 		}
 		if m := fj.MemRetry; m != nil {
-			slab[i].ext().memFactor, slab[i].ext().memCeiling = m.Factor, m.Ceiling
+			j.ext().memFactor, j.ext().memCeiling = m.Factor, m.Ceiling
 		}
 		fj.Input = nil // the plan has it now
 	}
 	at := func(tmp int64) (*ljob, int) {
 		k := int(ids.get(tmp) - first)
-		return slab[k], k
+		return job(k), k
 	}
 	link := func(p *ljob, children, followOns []int64) {
 		for _, t := range children {
@@ -124,19 +131,21 @@ func (g *graph) ingest(f *fragment, parent *ljob, result []byte) (*tmpIndex, []b
 		}
 	}
 	for i := range f.Jobs {
-		link(slab[i], f.Jobs[i].children(), f.Jobs[i].followOns())
-		linkServices(slab[i], f.Jobs[i].services())
+		link(job(i), f.Jobs[i].children(), f.Jobs[i].followOns())
+		linkServices(job(i), f.Jobs[i].services())
 	}
 	if parent != nil {
 		link(parent, f.Children, f.FollowOns)
 		linkServices(parent, f.Services)
 		g.touch(parent)
 	}
-	for i, j := range slab {
-		g.add(j)
-		g.noteReads(j, inputs[i], reqFrom[i])
+	for i := range f.Jobs {
+		g.add(job(i))
+		g.noteReads(job(i), *input(i), reqFrom[i])
 	}
-	g.plan.created = append(g.plan.created, created{jobs: slab, inputs: inputs})
+	for s := range nslabs {
+		g.plan.created = append(g.plan.created, created{jobs: slabs[s], inputs: inputSlabs[s]})
+	}
 	return ids, result, nil
 }
 

@@ -74,7 +74,7 @@ func (s *sched) apply() {
 	}
 	for _, c := range p.created {
 		for i := range c.jobs {
-			j := c.jobs[i]
+			j := &c.jobs[i]
 			require.NotContains(s.t, st.records, j.id, "a new job's ID is new")
 			st.records[j.id], st.written[j.id] = copyRecord(s.g, j), true
 			st.inputs[j.id] = slices.Clone(c.inputs[i])

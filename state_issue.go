@@ -2,7 +2,7 @@ package gaffer
 
 import (
 	"fmt"
-	"runtime"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -349,7 +349,7 @@ func (g *graph) succeed(j *ljob, out *outcome) string {
 			// now, as big as what the commit is about to build: collect
 			// them first, so that the heap does not grow to twice both.
 			f = nil
-			runtime.GC()
+			debug.FreeOSMemory()
 		}
 	} else if hasPromises(value) {
 		var err error

@@ -463,6 +463,11 @@ func (t *boltTx) DeleteResult(id JobID) error {
 }
 
 func (t *boltTx) Input(id JobID) ([]byte, error) {
+	v, err := t.InputView(id)
+	return bytes.Clone(v), err
+}
+
+func (t *boltTx) InputView(id JobID) ([]byte, error) {
 	k := key(id)
 	v := t.tx.Bucket(bucketJobs).Get(k)
 	if v == nil {
@@ -475,11 +480,16 @@ func (t *boltTx) Input(id JobID) ([]byte, error) {
 	if len(input) == 0 {
 		return nil, fmt.Errorf("%w: input of job %s", ErrNotFound, id)
 	}
-	return bytes.Clone(input), nil
+	return input, nil
 }
 
 func (t *boltTx) Result(id JobID) ([]byte, error) {
-	return t.getSealed(bucketResults, key(id), "result of job "+id.String())
+	v, err := t.ResultView(id)
+	return bytes.Clone(v), err
+}
+
+func (t *boltTx) ResultView(id JobID) ([]byte, error) {
+	return t.viewSealed(bucketResults, key(id), "result of job "+id.String())
 }
 
 func (t *boltTx) PutResult(id JobID, value []byte) error {
@@ -510,6 +520,12 @@ func (t *boltTx) sealed(key, value []byte) []byte {
 
 // getSealed reads the sealed value of k in bucket, checked.
 func (t *boltTx) getSealed(bucket, k []byte, what string) ([]byte, error) {
+	v, err := t.viewSealed(bucket, k, what)
+	return bytes.Clone(v), err
+}
+
+// viewSealed is getSealed without the copy (Viewer).
+func (t *boltTx) viewSealed(bucket, k []byte, what string) ([]byte, error) {
 	v := t.tx.Bucket(bucket).Get(k)
 	if v == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, what)
@@ -518,7 +534,7 @@ func (t *boltTx) getSealed(bucket, k []byte, what string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, what, err)
 	}
-	return bytes.Clone(v), nil
+	return v, nil
 }
 
 func openSealed(k, v []byte) ([]byte, error) {

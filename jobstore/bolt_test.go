@@ -3,6 +3,7 @@ package jobstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -166,4 +167,41 @@ func FuzzDamagedStore(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// The views lend what Input and Result copy, with the same errors.
+func TestBoltViews(t *testing.T) {
+	s, err := jobstore.OpenBolt(filepath.Join(t.TempDir(), "wf.db"), nil)
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	require.NoError(t, s.Update(ctx, func(tx jobstore.Tx) error {
+		if _, err := tx.AllocIDs(3); err != nil {
+			return err
+		}
+		if err := tx.CreateJob(&jobstore.Job{ID: 1, Kind: "k", State: jobstore.StatePending}, []byte(`{"a":1}`)); err != nil {
+			return err
+		}
+		if err := tx.CreateJob(&jobstore.Job{ID: 2, Kind: "k", State: jobstore.StatePending}, nil); err != nil {
+			return err
+		}
+		return tx.PutResult(1, []byte(`42`))
+	}))
+	require.NoError(t, s.View(ctx, func(tx jobstore.ReadTx) error {
+		v, ok := tx.(jobstore.Viewer)
+		require.True(t, ok, "a bbolt transaction lends its bytes")
+		for _, id := range []jobstore.JobID{1, 2, 3} {
+			in, err1 := tx.Input(id)
+			view, err2 := v.InputView(id)
+			require.Equal(t, in, view, "input of %d", id)
+			require.Equal(t, errors.Is(err1, jobstore.ErrNotFound), errors.Is(err2, jobstore.ErrNotFound), "input of %d", id)
+			res, err1 := tx.Result(id)
+			view, err2 = v.ResultView(id)
+			require.Equal(t, res, view, "result of %d", id)
+			require.Equal(t, errors.Is(err1, jobstore.ErrNotFound), errors.Is(err2, jobstore.ErrNotFound), "result of %d", id)
+		}
+		in, _ := v.InputView(1)
+		require.Equal(t, `{"a":1}`, string(in))
+		return nil
+	}))
 }

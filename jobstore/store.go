@@ -146,6 +146,17 @@ type Pipeliner interface {
 	UpdateAsync(ctx context.Context, fn func(Tx) error) (*Commit, error)
 }
 
+// A Viewer is a ReadTx that can lend its stored bytes rather than copy
+// them: the leader reads a million results to resolve a fan-in's input
+// and keeps none of them. What InputView and ResultView return is valid
+// only until the transaction ends or writes, and must not be modified.
+// Errors are those of Input and Result. A store whose reads copy anyway
+// need not offer it.
+type Viewer interface {
+	InputView(id JobID) ([]byte, error)
+	ResultView(id JobID) ([]byte, error)
+}
+
 // Commit is a transaction committing in the background.
 type Commit struct {
 	done     chan struct{}
