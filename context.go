@@ -35,7 +35,7 @@ type JobContext struct {
 	logBase slog.Handler // the leader's handler, for in-process jobs; may be nil
 
 	mu        sync.Mutex
-	self      *node // stands for the running job in edges
+	self      *node // stands for the running job in edges; made on first use (selfNode)
 	logger    *slog.Logger
 	files     *jobstore.Files
 	forward   []byte
@@ -46,8 +46,25 @@ func newJobContext(id JobID, kind, name string, attempt int, workDir string, log
 	return &JobContext{
 		id: id, kind: kind, name: name, attempt: attempt, workDir: workDir,
 		logOut: logOut, logBase: logBase,
-		self: &node{nodeSpec: &nodeSpec{kind: kind, name: name, req: &Requirements{}, retries: -1}},
 	}
+}
+
+// selfNode returns the node that stands for the running job, made the
+// first time the job adds a successor or service: most jobs add none.
+func (jc *JobContext) selfNode() *node {
+	jc.mu.Lock()
+	defer jc.mu.Unlock()
+	if jc.self == nil {
+		jc.self = &node{nodeSpec: &nodeSpec{kind: jc.kind, name: jc.name, req: &Requirements{}, retries: -1}}
+	}
+	return jc.self
+}
+
+// madeSelf returns the node selfNode made, or nil if the job added nothing.
+func (jc *JobContext) madeSelf() *node {
+	jc.mu.Lock()
+	defer jc.mu.Unlock()
+	return jc.self
 }
 
 // ID returns the job's ID in the store.
@@ -114,11 +131,11 @@ func (jc *JobContext) Files() (*jobstore.Files, error) {
 
 // AddChild makes c run after this job, before its follow-ons. c's
 // result is then available as a promise to jobs that run after c.
-func (jc *JobContext) AddChild(c Node) { jc.self.addEdge(c.node(), false) }
+func (jc *JobContext) AddChild(c Node) { jc.selfNode().addEdge(c.node(), false) }
 
 // AddFollowOn makes f run after this job's children and their whole
 // subtrees have finished.
-func (jc *JobContext) AddFollowOn(f Node) { jc.self.addEdge(f.node(), true) }
+func (jc *JobContext) AddFollowOn(f Node) { jc.selfNode().addEdge(f.node(), true) }
 
 // Forward makes the running job's return value the value p promises,
 // typically the result of its follow-on. Use it as the job's return:

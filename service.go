@@ -138,7 +138,7 @@ func (j *Job[Out]) AddService(s ServiceNode) { j.n.addService(s.serviceNode(), f
 // AddService gives the running job a service: it starts once the body
 // returns and before the job's children, and stops after its children
 // and follow-ons have finished.
-func (jc *JobContext) AddService(s ServiceNode) { jc.self.addService(s.serviceNode(), false) }
+func (jc *JobContext) AddService(s ServiceNode) { jc.selfNode().addService(s.serviceNode(), false) }
 
 // collectStarts takes the starts services reported since the last look:
 // the graph stores each value (the promise their users read) and lets

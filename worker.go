@@ -147,8 +147,8 @@ func runJob(ctx context.Context, env *envelope, logOut io.Writer, logBase slog.H
 		return out
 	}
 	res, err := reg.run(ctx, jc, env.Input)
-	if err == nil {
-		out.Graph, err = collect(jc.self, slices.Concat(jc.self.edges().children, jc.self.edges().followOns, jc.self.edges().services))
+	if self := jc.madeSelf(); err == nil && self != nil {
+		out.Graph, err = collect(self, slices.Concat(self.edges().children, self.edges().followOns, self.edges().services))
 		if err != nil {
 			err = &permanentError{fmt.Errorf("job %s: %w", jc.display(), err)}
 		}

@@ -167,7 +167,8 @@ type System struct {
 	idle     chan *job // in-process runners waiting for a job (runner)
 	queued   int
 	running  map[batchsystem.ID]*job
-	finished []batchsystem.FinishedJob // reported in order
+	finished []batchsystem.FinishedJob // reported in order, from fhead on
+	fhead    int                       // reports before it were taken; the array is reused
 	notify   chan struct{}
 	toSpawn  []*job // subprocess jobs started in accounting, not yet as processes
 	spawning bool   // a spawner goroutine is running
@@ -615,7 +616,7 @@ func (s *System) Kill(ctx context.Context, ids []batchsystem.ID) error {
 			continue
 		}
 		// Finished but not yet reported: drop the report.
-		s.finished = slices.DeleteFunc(s.finished, func(f batchsystem.FinishedJob) bool { return f.ID == id })
+		s.finished = append(s.finished[:s.fhead], slices.DeleteFunc(s.finished[s.fhead:], func(f batchsystem.FinishedJob) bool { return f.ID == id })...)
 	}
 	s.mu.Unlock()
 	return s.awaitKilled(ctx, wait)
@@ -667,7 +668,7 @@ func (s *System) Issued(ctx context.Context) ([]batchsystem.ID, error) {
 	if s.closed {
 		return nil, batchsystem.ErrShutdown
 	}
-	ids := make([]batchsystem.ID, 0, s.queued+len(s.running)+len(s.finished))
+	ids := make([]batchsystem.ID, 0, s.queued+len(s.running)+len(s.finished)-s.fhead)
 	for _, q := range s.queues {
 		for _, j := range q {
 			ids = append(ids, j.id)
@@ -676,7 +677,7 @@ func (s *System) Issued(ctx context.Context) ([]batchsystem.ID, error) {
 	for id := range s.running {
 		ids = append(ids, id)
 	}
-	for _, f := range s.finished {
+	for _, f := range s.finished[s.fhead:] {
 		ids = append(ids, f.ID)
 	}
 	slices.Sort(ids)
@@ -707,15 +708,19 @@ func (s *System) WaitFinished(ctx context.Context, maxWait time.Duration) (*batc
 			s.mu.Unlock()
 			return nil, batchsystem.ErrShutdown
 		}
-		if len(s.finished) > 0 {
-			f := s.finished[0]
-			s.finished[0] = batchsystem.FinishedJob{}
-			s.finished = s.finished[1:]
-			if len(s.finished) == 0 {
-				s.finished = nil // let the backing array go
+		if s.fhead < len(s.finished) {
+			f := new(batchsystem.FinishedJob)
+			*f = s.finished[s.fhead]
+			s.finished[s.fhead] = batchsystem.FinishedJob{}
+			if s.fhead++; s.fhead == len(s.finished) {
+				// All taken: reuse the array, unless a burst made it big.
+				s.finished, s.fhead = s.finished[:0], 0
+				if cap(s.finished) > 4096 {
+					s.finished = nil
+				}
 			}
 			s.mu.Unlock()
-			return &f, nil
+			return f, nil
 		}
 		s.mu.Unlock()
 		if maxWait <= 0 {
