@@ -280,9 +280,13 @@ func (q *ljobQueue) pop(live func(*ljob) bool) *ljob {
 		q.items[q.head] = nil
 		q.head++
 		if q.head > 1024 && q.head*2 > len(q.items) {
-			// Reuse the front of the array rather than grow it forever.
-			q.items = append(q.items[:0], q.items[q.head:]...)
-			q.head = 0
+			// Reuse the front of the array rather than grow it forever,
+			// and clear what the copy left behind its end: those are
+			// copies of jobs still queued, which would otherwise stay
+			// reachable (with their slab) long after they are gone.
+			n := copy(q.items, q.items[q.head:])
+			clear(q.items[n:])
+			q.items, q.head = q.items[:n], 0
 		}
 		if live(j) {
 			return j

@@ -74,3 +74,27 @@ func TestJobIndexLetsPagesGo(t *testing.T) {
 		}
 	}
 }
+
+// A queue that compacts itself keeps no pointer to a job it gave out,
+// anywhere in its array: a kept pointer keeps the job's whole slab.
+func TestQueueLetsPoppedJobsGo(t *testing.T) {
+	var q ljobQueue
+	jobs := make([]*ljob, 5000)
+	for i := range jobs {
+		jobs[i] = &ljob{id: JobID(i + 1)}
+		q.push(jobs[i])
+	}
+	popped := map[*ljob]bool{}
+	for range 3000 {
+		j := q.pop(func(*ljob) bool { return true })
+		require.NotNil(t, j)
+		popped[j] = true
+	}
+	all := q.items[:cap(q.items)]
+	for i, j := range all {
+		if j != nil {
+			require.False(t, popped[j], "slot %d (len %d) still points at job %s, given out", i, len(q.items), j.id)
+		}
+	}
+	require.Equal(t, 2000, q.len())
+}
