@@ -39,7 +39,7 @@ func graphOf(root *node) *dag.Graph {
 		return s
 	}
 	leaf := func(n *node) bool {
-		return len(n.edges().children) == 0 && len(n.edges().followOns) == 0 && len(n.edges().services) == 0 && len(n.preds) <= 1
+		return len(n.edges().children) == 0 && len(n.edges().followOns) == 0 && len(n.edges().services) == 0 && n.npreds() <= 1
 	}
 	// group collapses a parent's leaf successors of one type and edge
 	// kind: the first of them stands for all, with a count.

@@ -41,7 +41,7 @@ func (j *Job[Out]) AddChild(c Node) { j.n.addEdge(c.node(), false) }
 func (j *Job[Out]) AddFollowOn(f Node) { j.n.addEdge(f.node(), true) }
 
 // node is the untyped job under construction. A fan-out makes a million
-// of these in one job body, so it is kept small (80 bytes): what a job
+// of these in one job body, so it is kept small (64 bytes): what a job
 // shares with its type (kind, requirements, retries...) stays in the
 // type's nodeSpec until an option changes it, and edges, services and
 // mistakes live in links, made only for the jobs that have them.
@@ -49,8 +49,8 @@ type node struct {
 	tmp int64 // negative, unique in this process, until the leader assigns an ID
 	*nodeSpec
 	input  []byte
-	preds  []*node
-	links  *nodeLinks // nil: no successors, services, owner, promised requirements or mistake
+	pred   *node      // the first predecessor; the others are in links
+	links  *nodeLinks // nil: no successors, services, owner, predecessors after the first, promised requirements or mistake
 	mark   uint32     // visit mark of the last collect that saw it
 	sealed bool       // handed to a leader already
 }
@@ -89,6 +89,33 @@ type nodeLinks struct {
 	svcOwner *node
 	reqFrom  *reqPromises // requirements from other jobs' results
 	err      error        // first mistake made building it
+	preds    []*node      // predecessors after the first (a join's)
+}
+
+// eachPred yields the node's predecessors.
+func (n *node) eachPred(yield func(*node) bool) {
+	if n.pred == nil || !yield(n.pred) {
+		return
+	}
+	for _, p := range n.edges().preds {
+		if !yield(p) {
+			return
+		}
+	}
+}
+
+// hasPred reports whether p is a predecessor of n. A job's predecessors
+// are few; its successors may be 100,000s.
+func (n *node) hasPred(p *node) bool {
+	return n.pred == p || slices.Contains(n.edges().preds, p)
+}
+
+// npreds returns the number of the node's predecessors.
+func (n *node) npreds() int {
+	if n.pred == nil {
+		return 0
+	}
+	return 1 + len(n.edges().preds)
 }
 
 // noLinks is what links reads as while a node has none. Never written.
@@ -178,7 +205,7 @@ func (n *node) addEdge(s *node, followOn bool) {
 	case n.service || s.service:
 		n.fail(&GraphError{Problem: "a service cannot be a successor or have successors; add it with AddService", Jobs: []string{n.display(), s.display()}})
 		return
-	case slices.Contains(s.preds, n): // a job's predecessors are few; its successors may be 100,000s
+	case s.hasPred(n):
 		n.fail(&GraphError{Problem: "successor added twice", Jobs: []string{n.display(), s.display()}})
 		return
 	case n.sealed || s.sealed:
@@ -190,7 +217,11 @@ func (n *node) addEdge(s *node, followOn bool) {
 	} else {
 		n.linked().children = append(n.linked().children, s)
 	}
-	s.preds = append(s.preds, n)
+	if s.pred == nil {
+		s.pred = n
+	} else {
+		s.linked().preds = append(s.linked().preds, n)
+	}
 }
 
 // addService adds s as a service of client n, or, with child, as a

@@ -213,7 +213,7 @@ func collect(parent *node, starts []*node) (*fragment, error) {
 		if o := n.edges().svcOwner; o != nil && o != parent && !seen(o) {
 			return nil, &GraphError{Problem: "the service's client is not part of the graph", Jobs: []string{o.display(), n.display()}}
 		}
-		for _, p := range n.preds {
+		for p := range n.eachPred {
 			if p != parent && !seen(p) {
 				return nil, &GraphError{
 					Problem: "more than one root: a predecessor is not reachable from the root",

@@ -265,7 +265,13 @@ func mapPlaceholders(b []byte, fn func(placeholder) ([]byte, error)) ([]byte, er
 	if out == nil {
 		return b, nil
 	}
-	return append(out, b[last:]...), nil
+	out = append(out, b[last:]...)
+	if cap(out) > 2*len(out)+4096 {
+		// Sized for b, which a million placeholders can make many times
+		// what they resolve to; the result lives as long as the job runs.
+		out = bytes.Clone(out)
+	}
+	return out, nil
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
