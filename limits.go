@@ -69,7 +69,7 @@ func (c *catLimits) take(j *ljob) {
 }
 
 // release counts j's end and returns the jobs that may now go.
-func (c *catLimits) release(j *ljob) []*ljob {
+func (c *catLimits) release(jobs *jobIndex, j *ljob) []*ljob {
 	if c == nil {
 		return nil
 	}
@@ -79,7 +79,7 @@ func (c *catLimits) release(j *ljob) []*ljob {
 		if q := c.waiting[name]; q != nil {
 			// Skip entries gone stale: a job cancelled or removed
 			// while it waited must not take the place.
-			if w := q.pop(func(w *ljob) bool { return w.where == inLimit && w.state == jobstore.StatePending }); w != nil {
+			if w := q.pop(jobs, func(w *ljob) bool { return w.where == inLimit && w.state == jobstore.StatePending }); w != nil {
 				out = append(out, w)
 			}
 		}
@@ -99,7 +99,7 @@ func (c *catLimits) why(j *ljob) string {
 // unreserve gives back j's places in its categories and lets the jobs
 // waiting for them go.
 func (g *graph) unreserve(j *ljob) {
-	for _, w := range g.cats.release(j) {
+	for _, w := range g.cats.release(&g.jobs, j) {
 		if w.where == inLimit && w.state == jobstore.StatePending {
 			w.where = nowhere
 			g.makeReady(w)

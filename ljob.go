@@ -262,33 +262,46 @@ func (j *ljob) hasReached(s JobID) bool {
 
 // ljobQueue is a FIFO of jobs whose entries may go stale (a job cancelled,
 // skipped or removed while it waited): pop skips them. It is the ready
-// queue, the service limits' queues and the categories' queues.
+// queue, the service limits' queues and the categories' queues. It holds
+// IDs in runs, not pointers: the million children of a fan-out become
+// ready together with consecutive IDs, one run, and a job it no longer
+// points to can be let go with its slab.
 type ljobQueue struct {
-	items []*ljob
-	head  int
+	runs []jobstore.IDRange
+	head int // runs before it are used up
+	n    int // entries, stale ones included
 }
 
-func (q *ljobQueue) push(j *ljob) { q.items = append(q.items, j) }
+func (q *ljobQueue) push(j *ljob) {
+	if k := len(q.runs); k > q.head && q.runs[k-1].First+JobID(q.runs[k-1].N) == j.id {
+		q.runs[k-1].N++
+	} else {
+		q.runs = append(q.runs, jobstore.IDRange{First: j.id, N: 1})
+	}
+	q.n++
+}
 
-func (q *ljobQueue) len() int { return len(q.items) - q.head }
+func (q *ljobQueue) len() int { return q.n }
 
-// pop returns the first job for which live is true, dropping the stale
-// entries before it, or nil.
-func (q *ljobQueue) pop(live func(*ljob) bool) *ljob {
-	for q.head < len(q.items) {
-		j := q.items[q.head]
-		q.items[q.head] = nil
-		q.head++
-		if q.head > 1024 && q.head*2 > len(q.items) {
-			// Reuse the front of the array rather than grow it forever,
-			// and clear what the copy left behind its end: those are
-			// copies of jobs still queued, which would otherwise stay
-			// reachable (with their slab) long after they are gone.
-			n := copy(q.items, q.items[q.head:])
-			clear(q.items[n:])
-			q.items, q.head = q.items[:n], 0
+// pop returns the first job, found in jobs, for which live is true,
+// dropping the stale entries before it, or nil.
+func (q *ljobQueue) pop(jobs *jobIndex, live func(*ljob) bool) *ljob {
+	for q.head < len(q.runs) {
+		r := &q.runs[q.head]
+		id := r.First
+		r.First, r.N = r.First+1, r.N-1
+		q.n--
+		if r.N == 0 {
+			q.head++
+			if q.head == len(q.runs) {
+				q.runs, q.head = q.runs[:0], 0
+			} else if q.head > 1024 && q.head*2 > len(q.runs) {
+				// Reuse the front of the array rather than grow it forever.
+				n := copy(q.runs, q.runs[q.head:])
+				q.runs, q.head = q.runs[:n], 0
+			}
 		}
-		if live(j) {
+		if j := jobs.get(id); j != nil && live(j) {
 			return j
 		}
 	}

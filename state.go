@@ -250,7 +250,7 @@ func (g *graph) makeReady(j *ljob) {
 
 // popReady takes the next ready job, skipping entries that went stale.
 func (g *graph) popReady() *ljob {
-	j := g.ready.pop(func(j *ljob) bool { return j.where == inReady && j.state == jobstore.StatePending })
+	j := g.ready.pop(&g.jobs, func(j *ljob) bool { return j.where == inReady && j.state == jobstore.StatePending })
 	if j != nil {
 		j.where = nowhere
 	}

@@ -75,26 +75,37 @@ func TestJobIndexLetsPagesGo(t *testing.T) {
 	}
 }
 
-// A queue that compacts itself keeps no pointer to a job it gave out,
-// anywhere in its array: a kept pointer keeps the job's whole slab.
-func TestQueueLetsPoppedJobsGo(t *testing.T) {
+// The queue gives jobs out in the order they came, skips those gone
+// stale or removed, and keeps consecutive IDs as one run.
+func TestQueueOrderAndRuns(t *testing.T) {
+	var x jobIndex
 	var q ljobQueue
-	jobs := make([]*ljob, 5000)
-	for i := range jobs {
-		jobs[i] = &ljob{id: JobID(i + 1)}
-		q.push(jobs[i])
-	}
-	popped := map[*ljob]bool{}
-	for range 3000 {
-		j := q.pop(func(*ljob) bool { return true })
-		require.NotNil(t, j)
-		popped[j] = true
-	}
-	all := q.items[:cap(q.items)]
-	for i, j := range all {
-		if j != nil {
-			require.False(t, popped[j], "slot %d (len %d) still points at job %s, given out", i, len(q.items), j.id)
+	job := func(id JobID) *ljob {
+		if j := x.get(id); j != nil {
+			return j
 		}
+		j := &ljob{id: id, where: inReady}
+		x.put(j)
+		return j
 	}
-	require.Equal(t, 2000, q.len())
+	for id := JobID(1); id <= 5000; id++ {
+		q.push(job(id))
+	}
+	require.Len(t, q.runs, 1, "consecutive IDs are one run")
+	q.push(job(9))    // again, out of order
+	q.push(job(7000)) // a new run
+	job(3).where = nowhere
+	x.del(4)
+	live := func(j *ljob) bool { return j.where == inReady }
+	var got []JobID
+	for j := q.pop(&x, live); j != nil; j = q.pop(&x, live) {
+		got = append(got, j.id)
+		j.where = nowhere // issued, as the graph would
+	}
+	require.Equal(t, JobID(1), got[0])
+	require.Equal(t, JobID(2), got[1])
+	require.Equal(t, JobID(5), got[2], "3 went stale and 4 is gone")
+	require.Equal(t, []JobID{5000, 7000}, got[len(got)-2:], "9's second entry went stale")
+	require.Equal(t, 4999, len(got))
+	require.Zero(t, q.len())
 }

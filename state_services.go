@@ -78,7 +78,7 @@ func (g *graph) releaseSlot(s *ljob) {
 	k := svcClass(s)
 	g.svcSlots[k]--
 	for g.svcMax[k] == 0 || g.svcSlots[k] < g.svcMax[k] {
-		q := g.svcQueue[k].pop(func(q *ljob) bool { return q.svc().phase == svcQueued && q.state == jobstore.StatePending })
+		q := g.svcQueue[k].pop(&g.jobs, func(q *ljob) bool { return q.svc().phase == svcQueued && q.state == jobstore.StatePending })
 		if q == nil {
 			break
 		}
