@@ -774,6 +774,7 @@ func TestReadyQueueAcrossCompaction(t *testing.T) {
 	jobs := make([]*ljob, n)
 	for i := range jobs {
 		jobs[i] = &ljob{id: JobID(i + 1), state: jobstore.StatePending, req: &Requirements{}}
+		g.jobs.put(jobs[i]) // the queue finds its jobs in the graph
 	}
 	var got []JobID
 	next := 0
@@ -798,6 +799,8 @@ func TestReadyQueueAcrossCompaction(t *testing.T) {
 
 	// Stale entries (settled meanwhile) are passed over.
 	a, b := &ljob{id: 1, state: jobstore.StatePending}, &ljob{id: 2, state: jobstore.StatePending}
+	g.jobs.put(a)
+	g.jobs.put(b)
 	g.makeReady(a)
 	g.makeReady(b)
 	a.state = jobstore.StateSkipped
