@@ -298,6 +298,48 @@ type boltTx struct {
 	async    *Commit      // set for UpdateAsync: OnCommit goes to it
 	arena    []byte       // values and keys handed to bbolt, which keeps them until the commit
 	lastJob  []byte       // the highest job key stored or created, once CreateJob has looked
+
+	// The jobs and results buckets, with a cursor each, kept for the
+	// transaction: bbolt looks a bucket up and makes a cursor, whose
+	// stack then grows anew, for every Get and Delete, and the leader
+	// makes several of each per job.
+	jobsB, resultsB *bolt.Bucket
+	jobsC, resultsC *bolt.Cursor
+}
+
+// bucket returns the jobs or the results bucket, and its cursor.
+func (t *boltTx) bucket(name []byte) (*bolt.Bucket, *bolt.Cursor) {
+	if bytes.Equal(name, bucketJobs) {
+		if t.jobsB == nil {
+			t.jobsB = t.tx.Bucket(bucketJobs)
+			t.jobsC = t.jobsB.Cursor()
+		}
+		return t.jobsB, t.jobsC
+	}
+	if t.resultsB == nil {
+		t.resultsB = t.tx.Bucket(bucketResults)
+		t.resultsC = t.resultsB.Cursor()
+	}
+	return t.resultsB, t.resultsC
+}
+
+// get is Bucket.Get on the jobs or results bucket, through its cursor.
+func (t *boltTx) get(name, k []byte) []byte {
+	_, c := t.bucket(name)
+	ck, v := c.Seek(k)
+	if !bytes.Equal(ck, k) {
+		return nil
+	}
+	return v
+}
+
+// del is Bucket.Delete on the jobs or results bucket, through its cursor.
+func (t *boltTx) del(name, k []byte) error {
+	_, c := t.bucket(name)
+	if ck, _ := c.Seek(k); !bytes.Equal(ck, k) {
+		return nil
+	}
+	return c.Delete()
 }
 
 // keep copies b into the transaction's arena. bbolt holds every key and
@@ -381,7 +423,7 @@ func decodeJob(k, v []byte) (*Job, error) {
 
 func (t *boltTx) Job(id JobID) (*Job, error) {
 	k := key(id)
-	v := t.tx.Bucket(bucketJobs).Get(k)
+	v := t.get(bucketJobs, k)
 	if v == nil {
 		return nil, fmt.Errorf("%w: job %s", ErrNotFound, id)
 	}
@@ -407,7 +449,7 @@ func (t *boltTx) CreateJob(j *Job, input []byte) error {
 	if j.ID == 0 {
 		return fmt.Errorf("jobstore: create job: ID 0 is not a job")
 	}
-	jobs := t.tx.Bucket(bucketJobs)
+	jobs, _ := t.bucket(bucketJobs)
 	k := key(j.ID)
 	// New jobs take new IDs, above every stored one: past the highest
 	// key, the check for an existing job needs no search of the tree.
@@ -418,7 +460,7 @@ func (t *boltTx) CreateJob(j *Job, input []byte) error {
 			t.lastJob = []byte{}
 		}
 	}
-	if bytes.Compare(k, t.lastJob) <= 0 && jobs.Get(k) != nil {
+	if bytes.Compare(k, t.lastJob) <= 0 && t.get(bucketJobs, k) != nil {
 		return fmt.Errorf("%w: job %s", ErrExists, j.ID)
 	}
 	if bytes.Compare(k, t.lastJob) > 0 {
@@ -437,9 +479,9 @@ func (t *boltTx) UpdateJob(j *Job) error {
 
 // rewrite replaces a stored value with fn's version of it.
 func (t *boltTx) rewrite(id JobID, fn func(state State, rec, input []byte) ([]byte, error)) error {
-	jobs := t.tx.Bucket(bucketJobs)
+	jobs, _ := t.bucket(bucketJobs)
 	k := key(id)
-	old := jobs.Get(k)
+	old := t.get(bucketJobs, k)
 	if old == nil {
 		return fmt.Errorf("%w: job %s", ErrNotFound, id)
 	}
@@ -454,13 +496,9 @@ func (t *boltTx) rewrite(id JobID, fn func(state State, rec, input []byte) ([]by
 	return jobs.Put(k, v)
 }
 
-func (t *boltTx) DeleteJob(id JobID) error {
-	return t.tx.Bucket(bucketJobs).Delete(key(id))
-}
+func (t *boltTx) DeleteJob(id JobID) error { return t.del(bucketJobs, key(id)) }
 
-func (t *boltTx) DeleteResult(id JobID) error {
-	return t.tx.Bucket(bucketResults).Delete(key(id))
-}
+func (t *boltTx) DeleteResult(id JobID) error { return t.del(bucketResults, key(id)) }
 
 func (t *boltTx) Input(id JobID) ([]byte, error) {
 	v, err := t.InputView(id)
@@ -469,7 +507,7 @@ func (t *boltTx) Input(id JobID) ([]byte, error) {
 
 func (t *boltTx) InputView(id JobID) ([]byte, error) {
 	k := key(id)
-	v := t.tx.Bucket(bucketJobs).Get(k)
+	v := t.get(bucketJobs, k)
 	if v == nil {
 		return nil, fmt.Errorf("%w: input of job %s", ErrNotFound, id)
 	}
@@ -497,7 +535,8 @@ func (t *boltTx) PutResult(id JobID, value []byte) error {
 		value = []byte("null")
 	}
 	k := key(id)
-	return t.tx.Bucket(bucketResults).Put(t.keep(k), t.sealed(k, value))
+	results, _ := t.bucket(bucketResults)
+	return results.Put(t.keep(k), t.sealed(k, value))
 }
 
 // Results, the root's result and the workflow record are stored sealed:
@@ -526,7 +565,12 @@ func (t *boltTx) getSealed(bucket, k []byte, what string) ([]byte, error) {
 
 // viewSealed is getSealed without the copy (Viewer).
 func (t *boltTx) viewSealed(bucket, k []byte, what string) ([]byte, error) {
-	v := t.tx.Bucket(bucket).Get(k)
+	var v []byte
+	if bytes.Equal(bucket, bucketJobs) || bytes.Equal(bucket, bucketResults) {
+		v = t.get(bucket, k)
+	} else {
+		v = t.tx.Bucket(bucket).Get(k)
+	}
 	if v == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, what)
 	}
