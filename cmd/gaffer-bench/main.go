@@ -34,7 +34,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -42,7 +41,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"time"
 
@@ -65,7 +63,6 @@ func main() {
 	flag.DurationVar(&slurmPoll, "poll", time.Second, "slurm mode: least time between two squeue queries")
 	dir := flag.String("dir", "", "where stores go (default: a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured part here")
-	flag.StringVar(&peakprofile, "peakprofile", "", "write a heap profile here at the largest live heap")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile here once half the jobs have succeeded")
 	maxJobs := flag.Int("maxjobs", 0, "jobs the local batch system runs at once (0: as many as fit)")
 	flag.StringVar(&metricsMode, "metrics", "none", "receiver of the leader's events: none (Config.Metrics nil), discard (a no-op receiver) or views (package metrics)")
@@ -122,7 +119,6 @@ func run(scenario string, n int, mode, dir string, maxJobs int) error {
 		defer l.Close()
 		stop := startProfile()
 		heapHalfway(l, n)
-		heapAtPeak()
 		start := time.Now()
 		sum, err := gaffer.Run(context.Background(), l, fanout.Root.New(n))
 		stop()
@@ -247,42 +243,6 @@ func heapHalfway(l *gaffer.Leader, n int) {
 		defer f.Close()
 		runtime.GC()
 		pprof.WriteHeapProfile(f)
-	}()
-}
-
-// peakprofile, if set, names the heap profile written at the largest
-// live heap seen.
-var peakprofile string
-
-// heapAtPeak rewrites the peakprofile heap profile each time a
-// collection finds more live heap than any before (by 5%), so the file
-// left at the end shows what was live at the peak, which for a big
-// fan-out comes early and does not last.
-func heapAtPeak() {
-	if peakprofile == "" {
-		return
-	}
-	go func() {
-		sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		var most uint64
-		for {
-			time.Sleep(2 * time.Millisecond)
-			rtmetrics.Read(sample)
-			live := sample[0].Value.Uint64()
-			if live < most+most/20 {
-				continue
-			}
-			most = live
-			var b bytes.Buffer
-			if err := pprof.WriteHeapProfile(&b); err != nil {
-				fmt.Fprintln(os.Stderr, "gaffer-bench:", err)
-				return
-			}
-			if err := os.WriteFile(peakprofile, b.Bytes(), 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, "gaffer-bench:", err)
-				return
-			}
-		}
 	}()
 }
 
