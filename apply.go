@@ -253,9 +253,11 @@ func (l *Leader) killPlanned(ctx context.Context, kill []attempt) {
 // then take the old attempt's result file for its own.
 
 // bigPlan is how many new jobs make a plan be committed at once rather
-// than in the background: it keeps their inputs, which the background
-// commit must hold until it lands, from doubling the leader's memory.
-const bigPlan = 10_000
+// than in the background: a background commit holds the new jobs' inputs
+// until it lands, and bbolt their records, which for hugeFragment jobs
+// and more is what createAhead exists to avoid. Below it, a fan-out's
+// children are issued while their creation commits.
+const bigPlan = 200_000
 
 // applySoon applies the plan as apply does, but where pipelining is safe
 // it starts its commit in the background, or, with a commit in flight,
