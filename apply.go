@@ -337,26 +337,30 @@ func (l *Leader) pending(tx jobstore.ReadTx) jobstore.ReadTx {
 	return &pendingTx{ReadTx: tx, plans: [2]*plan{l.g.plan, l.flying}}
 }
 
-func (t *pendingTx) Input(id JobID) ([]byte, error) {
+// plannedInput returns job id's input if a plan not committed yet
+// creates the job.
+func (t *pendingTx) plannedInput(id JobID) ([]byte, bool, error) {
 	for _, p := range t.plans {
 		if in, ok := p.input(id); ok {
 			if len(in) == 0 {
-				return nil, fmt.Errorf("%w: input of job %s", jobstore.ErrNotFound, id)
+				return nil, true, fmt.Errorf("%w: input of job %s", jobstore.ErrNotFound, id)
 			}
-			return in, nil
+			return in, true, nil
 		}
+	}
+	return nil, false, nil
+}
+
+func (t *pendingTx) Input(id JobID) ([]byte, error) {
+	if in, ok, err := t.plannedInput(id); ok {
+		return in, err
 	}
 	return t.ReadTx.Input(id)
 }
 
 func (t *pendingTx) InputView(id JobID) ([]byte, error) {
-	for _, p := range t.plans {
-		if in, ok := p.input(id); ok {
-			if len(in) == 0 {
-				return nil, fmt.Errorf("%w: input of job %s", jobstore.ErrNotFound, id)
-			}
-			return in, nil
-		}
+	if in, ok, err := t.plannedInput(id); ok {
+		return in, err
 	}
 	if v, ok := t.ReadTx.(jobstore.Viewer); ok {
 		return v.InputView(id)
